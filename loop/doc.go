@@ -1,0 +1,48 @@
+// Package loop is an event loop built on raw system calls: epoll on Linux,
+// kqueue on macOS, one loop per OS thread, with no Go netpoller anywhere on
+// the I/O path. A high-throughput application links it in, registers its
+// non-blocking descriptors (TUN devices, UDP sockets, eventfds) and gets their
+// readiness as callbacks on the loop's own thread.
+//
+// # Threads and callbacks
+//
+// New starts the loop on a goroutine locked to its own OS thread. Every
+// callback the package makes (readiness handlers, timers, functions given to
+// Post and Do) runs on that goroutine, never on another one, so handlers need
+// no locks for state only they touch. Each exported method says whether it is
+// loop-only (callable from a callback; elsewhere it returns ErrNotOwner) or
+// safe from any goroutine (forwarded to the loop and waited for when called
+// from elsewhere, run inline when called on the loop).
+//
+// # Syscall policy
+//
+// Calls that cannot block — non-blocking read, write, readv and writev on
+// descriptors opened with O_NONBLOCK, epoll_ctl, and epoll_wait with a zero
+// timeout — are made with RawSyscall on Linux: they skip the runtime's
+// entersyscall/exitsyscall bookkeeping, which costs more than the call itself
+// on the per-packet path. Any wait that can sleep goes through the ordinary
+// Syscall path, so the Go scheduler can hand this thread's P to other
+// goroutines while the loop sleeps. Before every blocking wait the loop makes
+// one non-blocking pass (a zero-timeout poll), so a busy loop never pays for a
+// blocking wait at all. On macOS every call goes through libc, the only system
+// call interface Apple supports; the same policy of non-blocking descriptors
+// and a zero-timeout pass first applies.
+//
+// # Fairness
+//
+// Registrations are edge-triggered. A handler is expected to drain its
+// descriptor until EAGAIN, but each registration has a budget of work per
+// loop round; a handler that spends it calls Handle.Requeue and is called
+// again in the next round, after every other ready registration has had its
+// turn, so one busy device cannot starve the others. PacketFD does this on
+// its own: past its budget it reports ErrWouldBlock and requeues itself.
+//
+// # Ownership
+//
+// A descriptor attached to a loop (Register, AttachPacketFD) is owned by it:
+// when the loop closes, it closes what it owns. Only the owning loop's thread
+// may do I/O on a PacketFD. The check costs no system call: the loop records
+// the identity of its goroutine once, and each I/O call compares the caller's
+// goroutine with it (a single load of the runtime's per-thread g pointer on
+// amd64 and arm64).
+package loop

@@ -1,0 +1,588 @@
+package loop
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Framer adds the per-packet header that some descriptors carry in front
+// of each packet: the Linux TUN packet-information header, macOS utun's
+// address-family header. The loop never interprets it; it reserves room for
+// it and strips it on receive.
+type Framer interface {
+	// HeaderLen is the header's fixed length in bytes.
+	HeaderLen() int
+	// PutHeader writes the header for packet into hdr (HeaderLen bytes).
+	// packet holds at least the packet's first byte. It is called on the
+	// loop's thread and must not keep either slice.
+	PutHeader(hdr, packet []byte) error
+}
+
+// ReadyFunc is a PacketFD's readiness callback (Tundra's
+// {:"$socket", dev, :select, handle}). It runs on the owning loop's thread,
+// once per arming: an I/O call that returns ErrWouldBlock arms it, and it is
+// disarmed when it runs.
+type ReadyFunc func(p *PacketFD, ev Events)
+
+// PacketConfig describes a packet descriptor to attach to a loop.
+type PacketConfig struct {
+	// Framer adds and strips a per-packet header; nil for none.
+	Framer Framer
+	// OnReady is the readiness callback. Required.
+	OnReady ReadyFunc
+	// Close releases the descriptor (and whatever it belongs to) when the
+	// PacketFD is closed or its loop closes. Nil closes the fd with close(2).
+	Close func() error
+	// Budget is the number of packets the PacketFD reads per loop round
+	// before it yields to other registrations; 0 takes the loop's default.
+	Budget int
+}
+
+// MaxSendParts is the most slices Send takes for one packet.
+const MaxSendParts = 32
+
+// maxHeader bounds Framer.HeaderLen (the virtio-net header with its
+// extensions is the largest in use, 12 bytes).
+const maxHeader = 64
+
+// PacketFD is a non-blocking packet descriptor (a TUN queue, a datagram
+// socket) owned by a loop. Only the owning loop's thread may do I/O on it;
+// from anywhere else the I/O methods return ErrNotOwner, a check that costs
+// no system call.
+//
+// Buffers passed to its methods belong to the caller again when the call
+// returns: nothing is retained.
+type PacketFD struct {
+	fd      int
+	framer  Framer
+	hdrLen  int
+	closeFn func() error
+	budget  int
+
+	owner atomic.Pointer[Loop] // nil while handed off between loops, or closed
+	// mu orders the control transitions (handoff, close); never held over I/O.
+	mu        sync.Mutex
+	inTransit bool
+	closeReq  bool
+	closed    atomic.Bool
+	closeErr  error
+
+	// Owner-thread state.
+	h       Handle
+	onReady ReadyFunc
+	armed   Events
+	round   uint64
+	used    int
+	iov     [MaxSendParts + 1]unix.Iovec
+	rhdr    [maxHeader]byte
+	shdr    [maxHeader]byte
+}
+
+// AttachPacketFD attaches the non-blocking descriptor fd to l, which owns
+// it from now on. Readable is armed at once: OnReady runs as soon as a
+// packet is waiting. On error the descriptor is untouched and remains the
+// caller's. Safe from any goroutine.
+func (l *Loop) AttachPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
+	if cfg.OnReady == nil {
+		return nil, &OpError{Op: "attach: nil OnReady", Fd: fd, Err: errInvalid}
+	}
+	p := &PacketFD{fd: fd, framer: cfg.Framer, closeFn: cfg.Close, budget: cfg.Budget, onReady: cfg.OnReady}
+	if p.framer != nil {
+		p.hdrLen = p.framer.HeaderLen()
+		if p.hdrLen < 0 || p.hdrLen > maxHeader {
+			return nil, &OpError{Op: "attach: framer header length " + itoa(p.hdrLen) + " outside 0.." + itoa(maxHeader), Fd: fd, Err: errInvalid}
+		}
+	}
+	if p.budget <= 0 {
+		p.budget = l.cfg.budget
+	}
+	var err error
+	if derr := l.Do(func() { err = p.attach(l) }); derr != nil {
+		return nil, derr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// attach registers p on l and makes l its owner. Loop-only (on l).
+func (p *PacketFD) attach(l *Loop) error {
+	h, err := l.register(p.fd, Registration{
+		Events:  Readable | Writable,
+		Handler: p.dispatch,
+		Budget:  p.budget,
+		OnClose: p.closeOnLoopExit,
+	})
+	if err != nil {
+		return err
+	}
+	p.h = h
+	// Adding an edge-triggered descriptor reports the readiness it already
+	// has, so arming is enough: no packet that is already queued is missed.
+	p.armed |= Readable
+	p.round, p.used = 0, 0
+	p.owner.Store(l)
+	return nil
+}
+
+// dispatch receives the registration's readiness and delivers what was
+// armed. Loop-only.
+func (p *PacketFD) dispatch(ev Events) {
+	if p.armed == 0 {
+		return
+	}
+	deliver := ev & (p.armed | Hangup | Error)
+	if deliver == 0 {
+		return
+	}
+	if deliver&(Hangup|Error) != 0 {
+		p.armed = 0 // the next I/O call reports the condition and re-arms
+	} else {
+		p.armed &^= deliver
+	}
+	p.onReady(p, deliver)
+}
+
+// owned returns the owning loop if the caller runs on it.
+func (p *PacketFD) owned() (*Loop, error) {
+	l := p.owner.Load()
+	if l == nil || curg() != l.g {
+		if p.closed.Load() {
+			return nil, ErrClosed
+		}
+		return nil, ErrNotOwner
+	}
+	return l, nil
+}
+
+// allowance is what is left of the read budget in this round.
+func (p *PacketFD) allowance(l *Loop) int {
+	if p.round != l.round {
+		p.round, p.used = l.round, 0
+	}
+	return p.budget - p.used
+}
+
+// yield arms Readable and requeues the registration: the budget is spent,
+// the descriptor may still hold packets.
+func (p *PacketFD) yield(l *Loop) {
+	p.armed |= Readable
+	p.h.Requeue(Readable)
+	l.st.wouldBlocks.add(1)
+}
+
+// Fd returns the descriptor. Safe from any goroutine; the PacketFD still
+// owns it.
+func (p *PacketFD) Fd() int { return p.fd }
+
+// Loop returns the owning loop, or nil while the PacketFD is being handed
+// off or after it is closed. Safe from any goroutine.
+func (p *PacketFD) Loop() *Loop { return p.owner.Load() }
+
+// HeaderLen is the framing header's length: the headroom RecvBatch and
+// SendBatch need in front of each packet at least.
+func (p *PacketFD) HeaderLen() int { return p.hdrLen }
+
+// Recv reads one packet into b and returns its length (the framing header,
+// if any, is stripped). b should hold the largest packet (the MTU):
+// the kernel truncates a longer one. When no packet is waiting, or the
+// budget for this round is spent, it returns ErrWouldBlock and arms the
+// readiness callback. Loop-only.
+func (p *PacketFD) Recv(b []byte) (int, error) {
+	l, err := p.owned()
+	if err != nil {
+		return 0, err
+	}
+	if p.allowance(l) <= 0 {
+		p.yield(l)
+		return 0, ErrWouldBlock
+	}
+	var n int
+	var errno unix.Errno
+	if p.hdrLen == 0 {
+		n, errno = readFD(p.fd, b)
+	} else {
+		setIovec(&p.iov[0], p.rhdr[:p.hdrLen])
+		setIovec(&p.iov[1], b)
+		n, errno = readvFD(p.fd, p.iov[:2])
+		p.iov[1] = unix.Iovec{}
+	}
+	l.st.syscalls.add(1)
+	if errno != 0 {
+		return 0, p.readError(l, errno)
+	}
+	if n < p.hdrLen {
+		return 0, &OpError{Op: "read: packet shorter than its " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: io.ErrUnexpectedEOF}
+	}
+	n -= p.hdrLen
+	p.used++
+	l.st.packetsIn.add(1)
+	l.st.bytesIn.add(uint64(n))
+	return n, nil
+}
+
+func (p *PacketFD) readError(l *Loop, errno unix.Errno) error {
+	if errno == unix.EAGAIN {
+		p.armed |= Readable
+		l.st.wouldBlocks.add(1)
+		return ErrWouldBlock
+	}
+	return &OpError{Op: "read", Fd: p.fd, Err: errno}
+}
+
+// RecvBatch reads up to len(bufs) packets, packet i into bufs[i][offset:]
+// with its length in sizes[i]; the offset-HeaderLen() bytes before it are
+// headroom, where the framing header lands and is left. It returns the
+// number of packets read. A return of n < len(bufs) with a nil error means
+// the descriptor ran dry or the round's budget was spent; either way the
+// readiness callback is armed, so the caller may simply return. With no
+// packet at all it returns 0 and ErrWouldBlock. It never returns packets
+// together with an error: a failure after some packets is reported by the
+// next call. Loop-only.
+func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	l, err := p.owned()
+	if err != nil {
+		return 0, err
+	}
+	if offset < p.hdrLen {
+		return 0, &OpError{Op: "recvbatch: offset " + itoa(offset) + " leaves no room for the " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: errInvalid}
+	}
+	if len(sizes) < len(bufs) {
+		return 0, &OpError{Op: "recvbatch: " + itoa(len(sizes)) + " sizes for " + itoa(len(bufs)) + " buffers", Fd: p.fd, Err: errInvalid}
+	}
+	allow := p.allowance(l)
+	if allow <= 0 {
+		p.yield(l)
+		return 0, ErrWouldBlock
+	}
+	limit := min(len(bufs), allow)
+	start := offset - p.hdrLen
+	var bytes uint64
+	i := 0
+	for ; i < limit; i++ {
+		if len(bufs[i]) < offset {
+			err = &OpError{Op: "recvbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
+			break
+		}
+		n, errno := readFD(p.fd, bufs[i][start:])
+		if errno != 0 {
+			err = p.readError(l, errno)
+			break
+		}
+		if n < p.hdrLen {
+			err = &OpError{Op: "read: packet shorter than its " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: io.ErrUnexpectedEOF}
+			break
+		}
+		sizes[i] = n - p.hdrLen
+		bytes += uint64(sizes[i])
+	}
+	calls := i
+	if err != nil {
+		calls++
+	}
+	l.st.syscalls.add(uint64(calls))
+	l.st.packetsIn.add(uint64(i))
+	l.st.bytesIn.add(bytes)
+	p.used += i
+	if i > 0 {
+		if err == nil && p.used >= p.budget && i < len(bufs) {
+			p.yield(l)
+		}
+		return i, nil
+	}
+	return 0, err
+}
+
+// Send writes one packet made of parts, in order, with one writev and no
+// copy; the framing header, if any, goes in its own iovec, chosen from the
+// packet's first byte. When the descriptor cannot take the packet now it
+// returns ErrWouldBlock and arms Writable. Loop-only.
+func (p *PacketFD) Send(parts ...[]byte) error {
+	l, err := p.owned()
+	if err != nil {
+		return err
+	}
+	k, total, hdrIov := 0, 0, 0
+	if p.hdrLen > 0 {
+		var first []byte
+		for _, b := range parts {
+			if len(b) > 0 {
+				first = b
+				break
+			}
+		}
+		if err := p.framer.PutHeader(p.shdr[:p.hdrLen], first); err != nil {
+			return &OpError{Op: "send: framing", Fd: p.fd, Err: err}
+		}
+		setIovec(&p.iov[0], p.shdr[:p.hdrLen])
+		k, hdrIov = 1, 1
+	}
+	for _, b := range parts {
+		if len(b) == 0 {
+			continue
+		}
+		if k-hdrIov == MaxSendParts {
+			p.clearIovecs(k)
+			return &OpError{Op: "send: more than " + itoa(MaxSendParts) + " parts", Fd: p.fd, Err: errInvalid}
+		}
+		setIovec(&p.iov[k], b)
+		k++
+		total += len(b)
+	}
+	n, errno := writevFD(p.fd, p.iov[:k])
+	p.clearIovecs(k)
+	l.st.syscalls.add(1)
+	if errno != 0 {
+		return p.writeError(l, errno)
+	}
+	if n != total+p.hdrLen {
+		return &OpError{Op: "writev: short write of " + itoa(n) + " of " + itoa(total+p.hdrLen) + " bytes", Fd: p.fd, Err: io.ErrShortWrite}
+	}
+	l.st.packetsOut.add(1)
+	l.st.bytesOut.add(uint64(total))
+	return nil
+}
+
+func (p *PacketFD) writeError(l *Loop, errno unix.Errno) error {
+	if errno == unix.EAGAIN {
+		p.armed |= Writable
+		l.st.wouldBlocks.add(1)
+		return ErrWouldBlock
+	}
+	return &OpError{Op: "write", Fd: p.fd, Err: errno}
+}
+
+// clearIovecs drops the iovecs' references to caller buffers, which must
+// not be kept alive by the PacketFD.
+func (p *PacketFD) clearIovecs(k int) {
+	for i := range k {
+		p.iov[i] = unix.Iovec{}
+	}
+}
+
+// SendBatch writes each bufs[i][offset:] as one packet, one write(2) each,
+// writing the framing header in place into the headroom before offset. It
+// returns the number of packets written; when err is not nil, bufs[n] is
+// the packet that failed (ErrWouldBlock: not written now, Writable armed;
+// any other error: the kernel refused that packet, and the caller may skip
+// it and go on). Loop-only.
+func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
+	l, err := p.owned()
+	if err != nil {
+		return 0, err
+	}
+	if offset < p.hdrLen {
+		return 0, &OpError{Op: "sendbatch: offset " + itoa(offset) + " leaves no room for the " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: errInvalid}
+	}
+	start := offset - p.hdrLen
+	var bytes uint64
+	i := 0
+	for ; i < len(bufs); i++ {
+		b := bufs[i]
+		if len(b) < offset {
+			err = &OpError{Op: "sendbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
+			break
+		}
+		if p.hdrLen > 0 {
+			if ferr := p.framer.PutHeader(b[start:offset], b[offset:]); ferr != nil {
+				err = &OpError{Op: "sendbatch: framing packet " + itoa(i), Fd: p.fd, Err: ferr}
+				break
+			}
+		}
+		n, errno := writeFD(p.fd, b[start:])
+		if errno != 0 {
+			l.st.syscalls.add(1)
+			err = p.writeError(l, errno)
+			break
+		}
+		l.st.syscalls.add(1)
+		if n != len(b)-start {
+			err = &OpError{Op: "write: short write", Fd: p.fd, Err: io.ErrShortWrite}
+			break
+		}
+		bytes += uint64(len(b) - offset)
+	}
+	l.st.packetsOut.add(uint64(i))
+	l.st.bytesOut.add(bytes)
+	return i, err
+}
+
+// Notify arms the readiness callback for ev and has the loop check the
+// descriptor in its next round, so the callback runs even if the
+// descriptor is already ready (edge-triggered readiness would otherwise
+// say nothing until new activity). Loop-only.
+func (p *PacketFD) Notify(ev Events) error {
+	if _, err := p.owned(); err != nil {
+		return err
+	}
+	ev &= Readable | Writable
+	p.armed |= ev
+	return p.h.Requeue(ev)
+}
+
+// Cancel disarms the readiness callback for ev. The descriptor stays open
+// and usable (unlike Tundra's cancel/2, which closed it). Loop-only.
+func (p *PacketFD) Cancel(ev Events) error {
+	if _, err := p.owned(); err != nil {
+		return err
+	}
+	p.armed &^= ev
+	return nil
+}
+
+// Armed reports the interests waiting for readiness. Loop-only (0 elsewhere).
+func (p *PacketFD) Armed() Events {
+	if _, err := p.owned(); err != nil {
+		return 0
+	}
+	return p.armed
+}
+
+// Handoff gives the PacketFD to another loop (Tundra's
+// controlling_process/2), which calls onReady from then on. It must be
+// called on the owning loop. The descriptor leaves this loop at once: no
+// event is delivered here afterwards, and I/O here returns ErrNotOwner.
+// Packets that arrive meanwhile wait in the kernel's queue; Readable is
+// armed on the new loop, so the new owner hears of them. If the new loop
+// cannot take it (closed, queue full), the PacketFD stays here and the
+// error says why. Loop-only.
+func (p *PacketFD) Handoff(to *Loop, onReady ReadyFunc) error {
+	from, err := p.owned()
+	if err != nil {
+		return err
+	}
+	if onReady == nil {
+		return &OpError{Op: "handoff: nil OnReady", Fd: p.fd, Err: errInvalid}
+	}
+	if to == from {
+		p.onReady = onReady
+		return nil
+	}
+	p.mu.Lock()
+	if err := from.unregister(p.h); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	p.owner.Store(nil)
+	p.inTransit = true
+	p.mu.Unlock()
+	perr := to.Post(func() { p.arrive(to, onReady) })
+	if perr == nil {
+		return nil
+	}
+	// The new loop would not take it: stay here.
+	p.mu.Lock()
+	p.inTransit = false
+	aerr := p.attach(from)
+	p.mu.Unlock()
+	if aerr != nil {
+		p.finish()
+		return &OpError{Op: "handoff: new loop refused (" + perr.Error() + ") and re-attaching failed, closed", Fd: p.fd, Err: aerr}
+	}
+	return &OpError{Op: "handoff", Fd: p.fd, Err: perr}
+}
+
+// arrive completes a handoff on the new loop. Runs on to's thread.
+func (p *PacketFD) arrive(to *Loop, onReady ReadyFunc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inTransit = false
+	p.onReady = onReady
+	if p.closeReq {
+		p.finish()
+		return
+	}
+	if err := p.attach(to); err != nil {
+		// The new loop is closing: it owns the descriptor now and closes
+		// it, as it would had the handoff landed a moment earlier.
+		p.finish()
+	}
+}
+
+// finish closes the descriptor once. Caller holds mu or runs at loop exit.
+func (p *PacketFD) finish() {
+	if p.closed.Swap(true) {
+		return
+	}
+	p.owner.Store(nil)
+	if p.closeFn != nil {
+		p.closeErr = p.closeFn()
+	} else if err := unix.Close(p.fd); err != nil {
+		p.closeErr = &OpError{Op: "close", Fd: p.fd, Err: err}
+	}
+}
+
+func (p *PacketFD) closeOnLoopExit() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finish()
+}
+
+// Close detaches the PacketFD from its loop and closes the descriptor (with
+// PacketConfig.Close if given). Safe from any goroutine; idempotent. During
+// a handoff the close happens when the PacketFD lands.
+func (p *PacketFD) Close() error {
+	for {
+		p.mu.Lock()
+		if p.closed.Load() {
+			err := p.closeErr
+			p.mu.Unlock()
+			return err
+		}
+		if p.inTransit {
+			p.closeReq = true
+			p.mu.Unlock()
+			return nil
+		}
+		l := p.owner.Load()
+		p.mu.Unlock()
+		if l == nil { // cannot happen: no owner means closed or in transit
+			return ErrClosed
+		}
+		var err error
+		retry := false
+		derr := l.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.closed.Load() {
+				err = p.closeErr
+				return
+			}
+			if p.owner.Load() != l {
+				retry = true // handed off meanwhile: close on the new owner
+				return
+			}
+			_ = l.unregister(p.h)
+			p.finish()
+			err = p.closeErr
+		})
+		if derr == ErrClosed {
+			// The loop stopped; its shutdown closed the descriptor.
+			<-l.Done()
+			p.mu.Lock()
+			err = p.closeErr
+			p.mu.Unlock()
+			return err
+		}
+		if derr != nil {
+			return derr
+		}
+		if !retry {
+			return err
+		}
+	}
+}
+
+func setIovec(v *unix.Iovec, b []byte) {
+	if len(b) == 0 {
+		v.Base = nil
+		v.SetLen(0)
+		return
+	}
+	v.Base = &b[0]
+	v.SetLen(len(b))
+}
