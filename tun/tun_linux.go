@@ -195,6 +195,22 @@ func Adopt(fd int) (*Device, error) {
 	return d, nil
 }
 
+// Inspect reports the interface name and IFF_* flags of fd (TUNGETIFF)
+// without taking it over or changing it, so a caller can look the device
+// up before deciding to Adopt it. Errors are as Adopt's. The flags carry
+// the IFF_NOFILTER alias described under Device.PacketInfo. Safe from any
+// goroutine.
+func Inspect(fd int) (name string, flags Flags, err error) {
+	name, flags, err = getIFF(fd)
+	if err != nil {
+		return "", 0, &OpError{Op: "TUNGETIFF", Err: explainAdopt(err)}
+	}
+	if flags&(FlagTUN|FlagTAP) == 0 {
+		return "", 0, &OpError{Op: "TUNGETIFF", Name: name, Err: fmt.Errorf("kernel reported flags %v, neither TUN nor TAP", flags)}
+	}
+	return name, flags, nil
+}
+
 // Features asks the kernel which IFF_* flags TUNSETIFF understands
 // (TUNGETFEATURES), for example to check for FlagMultiQueue before relying on
 // it. It opens and closes /dev/net/tun, so it needs read-write access to it

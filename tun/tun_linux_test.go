@@ -942,6 +942,14 @@ func rawOpen(t *testing.T, ns *netnstest.Namespace, name string, flags uint16) i
 func TestAdopt(t *testing.T) {
 	ns := netnstest.New(t)
 	raw := rawOpen(t, ns, "tdra", unix.IFF_TUN|unix.IFF_NO_PI)
+	// Inspect looks without touching.
+	name, flags, err := tun.Inspect(raw)
+	if err != nil || name != "tdra" || flags&tun.FlagTUN == 0 {
+		t.Errorf("Inspect: %q %v %v, want tdra with TUN", name, flags, err)
+	}
+	if _, err := unix.FcntlInt(uintptr(raw), unix.F_GETFD, 0); err != nil {
+		t.Fatalf("Inspect closed the fd: %v", err)
+	}
 	dev, err := tun.Adopt(raw)
 	if err != nil {
 		unix.Close(raw)
@@ -1064,6 +1072,11 @@ func TestAdoptRejects(t *testing.T) {
 				fl, fdfl = fcntl(t, tc.fd, unix.F_GETFL), fcntl(t, tc.fd, unix.F_GETFD)
 			}
 			before := netnstest.OpenFDs(t)
+			if _, _, err := tun.Inspect(tc.fd); err == nil {
+				t.Errorf("Inspect(%s) succeeded", tc.what)
+			} else {
+				wantErrno(t, "Inspect("+tc.what+")", err, tc.errno, "TUNGETIFF")
+			}
 			dev, err := tun.Adopt(tc.fd)
 			if err == nil {
 				dev.Close()

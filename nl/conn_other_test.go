@@ -1,0 +1,18 @@
+//go:build !linux
+
+package nl
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestDialNotSupported(t *testing.T) {
+	c, err := Dial()
+	if c != nil || !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("Dial() = %v, %v; want ErrNotSupported", c, err)
+	}
+	if ne := asError(t, err); ne.Op != "dial" {
+		t.Errorf("Op %q, want dial", ne.Op)
+	}
+}

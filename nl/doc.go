@@ -1,0 +1,42 @@
+// Package nl speaks rtnetlink, the Linux kernel's routing socket protocol, to
+// query and configure network links, addresses and routes.
+//
+// Messages are built and parsed by hand on top of golang.org/x/sys/unix; the
+// package deliberately depends on no netlink library, so that the few
+// requests Tundra needs are small, auditable and tested byte for byte.
+//
+// # Structure
+//
+// Encoding and decoding (message.go, link.go, addr.go, route.go,
+// ackerr.go) is pure Go that compiles on every platform and is tested
+// without privileges. The request/reply protocol (conn.go) runs on top of a
+// small transport interface: the real AF_NETLINK socket lives in
+// conn_linux.go, and on other systems Dial returns an *Error wrapping
+// ErrNotSupported. Tests substitute an in-process fake kernel for the socket.
+//
+// # Protocol
+//
+// Every request carries its own sequence number. A reply is accepted only
+// when it comes from the kernel (sender port id 0), is addressed to this
+// socket's port id and carries the request's sequence number; anything else
+// (a stale reply to an earlier request that timed out, or a datagram forged
+// by another process) is skipped. Change requests always ask for an
+// acknowledgement and wait for it, so a nil error means the kernel applied
+// the change. The socket asks for extended acknowledgements, so errors carry
+// the kernel's explanation (Error.Message) when it gives one.
+//
+// # Namespaces and threads
+//
+// A netlink socket belongs to the network namespace of the thread that
+// created it, for its whole life. Dial therefore uses the namespace of the
+// calling OS thread; to work in another namespace, call Dial from a
+// goroutine locked to a thread (runtime.LockOSThread) that has joined it.
+// The resulting Conn may then be used from any goroutine.
+//
+// # Errors
+//
+// Every failure is reported as an *Error naming the operation. It unwraps to
+// the kernel's errno, so errors.Is(err, unix.EEXIST) works, or to one of the
+// sentinel errors of this package (ErrMalformed, ErrTruncated,
+// ErrDumpInterrupted, ErrClosed, ErrNotSupported).
+package nl
