@@ -1,0 +1,265 @@
+package tundra
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/tundra-go/tundra/nl"
+	"github.com/tundra-go/tundra/tun"
+	"golang.org/x/sys/unix"
+)
+
+// Device is a TUN or TAP device this process holds: one file descriptor
+// per queue. Its methods are safe from any goroutine.
+type Device struct {
+	t     *tun.Device
+	name  string
+	index int
+	addr  netip.Prefix // what Create configured; zero for an adopted device
+	peer  netip.Addr
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Name is the interface name, as the kernel reported it.
+func (d *Device) Name() string { return d.name }
+
+// Index is the interface index.
+func (d *Device) Index() int { return d.index }
+
+// Flags are the device's IFF_* flags (TUN or TAP, NO_PI, MULTI_QUEUE, ...).
+func (d *Device) Flags() tun.Flags { return d.t.Flags() }
+
+// Addr is the address and prefix Create configured; the zero Prefix for an
+// adopted device.
+func (d *Device) Addr() netip.Prefix { return d.addr }
+
+// Peer is the point-to-point peer Create configured, or the zero Addr.
+func (d *Device) Peer() netip.Addr { return d.peer }
+
+// Fd is the first queue's file descriptor, for callers who want it raw. The
+// Device keeps ownership: do not close it.
+func (d *Device) Fd() int { return d.t.Fd() }
+
+// Fds are every queue's file descriptor, first queue first. The Device
+// keeps ownership.
+func (d *Device) Fds() []int {
+	qs := d.t.Queues()
+	fds := make([]int, len(qs))
+	for i, q := range qs {
+		fds[i] = q.Fd()
+	}
+	return fds
+}
+
+// TUN is the lower-level device, for the TUN ioctls this package does not
+// wrap (queue attach and detach, owner and group changes).
+func (d *Device) TUN() *tun.Device { return d.t }
+
+// SetPersist makes the device outlive its file descriptors, or undoes that:
+// a non-persistent device disappears with its last descriptor.
+func (d *Device) SetPersist(on bool) error {
+	if err := d.t.SetPersist(on); err != nil {
+		return &Error{Op: "set persist", Name: d.name, Err: err}
+	}
+	return nil
+}
+
+// Close closes every queue. A non-persistent device then disappears.
+// Idempotent.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if err := d.t.Close(); err != nil {
+		return &Error{Op: "close", Name: d.name, Err: err}
+	}
+	return nil
+}
+
+// testHook, when set by a test, runs after each step of create and can make
+// it fail, so that every rollback path is exercised against the real kernel.
+var testHook func(step string) error
+
+// create carries out a checked request. See Create.
+func create(s spec) (_ *Device, err error) {
+	// The device and the netlink socket must be in the same network
+	// namespace: the calling thread's. Keep to one thread throughout.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	fail := func(step string, cause error) error {
+		return &Error{Op: "create", Name: s.tun.Name, Err: fmt.Errorf("%s: %w", step, cause)}
+	}
+	c, err := nl.Dial()
+	if err != nil {
+		return nil, fail("netlink", err)
+	}
+	defer c.Close()
+
+	// A device of this name that exists already is reused (unless
+	// Exclusive), as tunctl does; if anything fails it must be left as it
+	// was found, not removed.
+	existed := false
+	if s.tun.Name != "" && !strings.Contains(s.tun.Name, "%") {
+		if _, err := c.LinkByName(s.tun.Name); err == nil {
+			existed = true
+		}
+	}
+
+	var undo []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		var cleanup []error
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				cleanup = append(cleanup, uerr)
+			}
+		}
+		if len(cleanup) > 0 {
+			err = fmt.Errorf("%w; cleanup also failed: %w", err, errors.Join(cleanup...))
+		}
+	}()
+	step := func(name string) error {
+		if testHook != nil {
+			return testHook(name)
+		}
+		return nil
+	}
+
+	t, err := tun.Open(s.tun)
+	if err != nil {
+		return nil, fail("open", err)
+	}
+	undo = append(undo, t.Close)
+	name := t.Name()
+	fail = func(stepName string, cause error) error {
+		return &Error{Op: "create", Name: name, Err: fmt.Errorf("%s: %w", stepName, cause)}
+	}
+	if err := step("open"); err != nil {
+		return nil, fail("open", err)
+	}
+
+	for i := 1; i < s.queues; i++ {
+		if _, err := t.AddQueue(); err != nil {
+			return nil, fail(fmt.Sprintf("queue %d of %d", i+1, s.queues), err)
+		}
+	}
+	if s.owner >= 0 {
+		if err := t.SetOwner(s.owner); err != nil {
+			return nil, fail("owner", err)
+		}
+	}
+	if s.group >= 0 {
+		if err := t.SetGroup(s.group); err != nil {
+			return nil, fail("group", err)
+		}
+	}
+	if s.persist {
+		if err := t.SetPersist(true); err != nil {
+			return nil, fail("persist", err)
+		}
+		if !existed {
+			// Closing the fds of a persistent device leaves it: clear the
+			// flag first when unwinding a device this call made.
+			undo = append(undo, func() error { return t.SetPersist(false) })
+		}
+	}
+	if err := step("ownership"); err != nil {
+		return nil, fail("ownership", err)
+	}
+
+	link, err := c.LinkByName(name)
+	if err != nil {
+		return nil, fail("look up", err)
+	}
+	if s.mtu != 0 {
+		// Before the address: an IPv6 address needs the final MTU (the
+		// kernel refuses it on a link below 1280).
+		if err := c.SetLinkMTU(link.Index, s.mtu); err != nil {
+			return nil, fail(fmt.Sprintf("set mtu %d", s.mtu), err)
+		}
+		if existed {
+			old := link.MTU
+			undo = append(undo, func() error { return c.SetLinkMTU(link.Index, old) })
+		}
+		link.MTU = s.mtu
+	}
+	if err := step("mtu"); err != nil {
+		return nil, fail("mtu", err)
+	}
+
+	a := nl.Addr{Index: link.Index, Prefix: s.prefix(), Peer: s.peer}
+	if s.nodad {
+		a.Flags |= nl.IFA_F_NODAD
+	}
+	if err := c.AddAddr(a); err != nil {
+		if s.local.Is6() && link.MTU < minIPv6MTU && errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w (the link's MTU is %d, below IPv6's minimum of %d: give MTU(1280) or more)", err, link.MTU, minIPv6MTU)
+		}
+		if errors.Is(err, unix.EEXIST) {
+			err = fmt.Errorf("%w (%s is already configured on %s)", err, a.Prefix, name)
+		}
+		return nil, fail("add address "+a.Prefix.String(), err)
+	}
+	undo = append(undo, func() error { return c.DeleteAddr(a) })
+	if err := step("address"); err != nil {
+		return nil, fail("address", err)
+	}
+
+	if link.Flags&unix.IFF_UP == 0 {
+		if err := c.SetLinkUp(link.Index); err != nil {
+			return nil, fail("set up", err)
+		}
+		if existed {
+			undo = append(undo, func() error { return c.SetLinkDown(link.Index) })
+		}
+	}
+	if err := step("up"); err != nil {
+		return nil, fail("up", err)
+	}
+	return &Device{t: t, name: name, index: link.Index, addr: s.prefix(), peer: s.peer}, nil
+}
+
+// Adopt takes over fd, a TUN or TAP descriptor opened elsewhere (passed
+// over a Unix socket, inherited, handed over by the broker), as Tundra's
+// adopt/1 does. It checks that fd is a TUN/TAP descriptor bound to a device
+// in this network namespace, learns the device's name, flags and index,
+// takes a close-on-exec, non-blocking duplicate and closes fd. On any error
+// fd is left untouched and open, and the error says why. Safe from any
+// goroutine; the caller must not use fd concurrently.
+func Adopt(fd int) (*Device, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	name, _, err := tun.Inspect(fd)
+	if err != nil {
+		return nil, &Error{Op: "adopt", Err: err}
+	}
+	c, err := nl.Dial()
+	if err != nil {
+		return nil, &Error{Op: "adopt", Name: name, Err: err}
+	}
+	defer c.Close()
+	link, err := c.LinkByName(name)
+	if err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			err = fmt.Errorf("%w (the device is not in this thread's network namespace)", err)
+		}
+		return nil, &Error{Op: "adopt", Name: name, Err: err}
+	}
+	t, err := tun.Adopt(fd)
+	if err != nil {
+		return nil, &Error{Op: "adopt", Name: name, Err: err}
+	}
+	return &Device{t: t, name: name, index: link.Index}, nil
+}
