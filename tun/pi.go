@@ -103,3 +103,35 @@ func PIHeaderFor(packet []byte) (PIHeader, error) {
 	}
 	return PIHeader{Proto: et}, nil
 }
+
+// PIFramer adds the PI header to packets written to a device opened with
+// Config.PacketInfo, as the event loop's framer (loop.Framer): the proto
+// field comes from the packet itself. For a TUN device it is the EtherType
+// of the IP version in the packet's first nibble; for a TAP device (TAP
+// set) it is the EtherType in the frame's Ethernet header. It holds no
+// state and is safe from any goroutine.
+type PIFramer struct {
+	TAP bool
+}
+
+// HeaderLen is PIHeaderLen.
+func (PIFramer) HeaderLen() int { return PIHeaderLen }
+
+// PutHeader writes the PI header for packet into hdr (PIHeaderLen bytes).
+// It fails for a TUN packet that is neither IPv4 nor IPv6, and for a TAP
+// frame shorter than an Ethernet header.
+func (f PIFramer) PutHeader(hdr, packet []byte) error {
+	if f.TAP {
+		if len(packet) < 14 {
+			return fmt.Errorf("tun: %d-byte frame is shorter than an Ethernet header", len(packet))
+		}
+		PutPIHeader(hdr, PIHeader{Proto: uint16(packet[12])<<8 | uint16(packet[13])})
+		return nil
+	}
+	h, err := PIHeaderFor(packet)
+	if err != nil {
+		return err
+	}
+	PutPIHeader(hdr, h)
+	return nil
+}

@@ -170,3 +170,38 @@ func FuzzPIHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestPIFramer(t *testing.T) {
+	var hdr [4]byte
+	v6 := []byte{0x60, 0, 0, 0}
+	v4 := []byte{0x45, 0, 0, 20}
+	for _, tc := range []struct {
+		f      tun.PIFramer
+		packet []byte
+		want   []byte
+	}{
+		{tun.PIFramer{}, v6, []byte{0, 0, 0x86, 0xdd}},
+		{tun.PIFramer{}, v4, []byte{0, 0, 0x08, 0x00}},
+		// TAP: the EtherType at bytes 12-13 of the frame, here ARP.
+		{tun.PIFramer{TAP: true}, append(make([]byte, 12), 0x08, 0x06, 0, 1), []byte{0, 0, 0x08, 0x06}},
+	} {
+		hdr = [4]byte{0xff, 0xff, 0xff, 0xff}
+		if err := tc.f.PutHeader(hdr[:], tc.packet); err != nil {
+			t.Fatalf("%+v % x: %v", tc.f, tc.packet, err)
+		}
+		if !bytes.Equal(hdr[:], tc.want) {
+			t.Errorf("%+v % x: header % x, want % x", tc.f, tc.packet, hdr, tc.want)
+		}
+	}
+	if (tun.PIFramer{}).HeaderLen() != 4 {
+		t.Error("HeaderLen")
+	}
+	for _, bad := range [][]byte{nil, {0x50}, {0x00}} {
+		if err := (tun.PIFramer{}).PutHeader(hdr[:], bad); err == nil {
+			t.Errorf("TUN framer accepted % x", bad)
+		}
+	}
+	if err := (tun.PIFramer{TAP: true}).PutHeader(hdr[:], make([]byte, 13)); err == nil {
+		t.Error("TAP framer accepted a 13-byte frame")
+	}
+}
