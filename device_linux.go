@@ -6,81 +6,47 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
-	"sync"
 
+	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/nl"
 	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
 )
 
-// Device is a TUN or TAP device this process holds: one file descriptor
-// per queue. Its methods are safe from any goroutine.
-type Device struct {
-	t     *tun.Device
-	name  string
-	index int
-	addr  netip.Prefix // what Create configured; zero for an adopted device
-	peer  netip.Addr
-
-	mu     sync.Mutex
-	closed bool
+// sysDevice is the Linux handle: the tun package's device.
+type sysDevice struct {
+	t *tun.Device
 }
 
-// Name is the interface name, as the kernel reported it.
-func (d *Device) Name() string { return d.name }
+func (s sysDevice) close() error { return s.t.Close() }
 
-// Index is the interface index.
-func (d *Device) Index() int { return d.index }
+// newDevice wraps a tun device; piFraming says whether its packets carry
+// the PI header.
+func newDevice(t *tun.Device, name string, index int, addr netip.Prefix, peer netip.Addr, piFraming bool) *Device {
+	d := &Device{name: name, index: index, addr: addr, peer: peer, sys: sysDevice{t}}
+	var framer loop.Framer
+	if piFraming {
+		framer = tun.PIFramer{TAP: t.Flags()&tun.FlagTAP != 0}
+	}
+	for _, tq := range t.Queues() {
+		d.queues = append(d.queues, &Queue{dev: d, fd: tq.Fd(), framer: framer, closeFD: tq.Close})
+	}
+	return d
+}
 
 // Flags are the device's IFF_* flags (TUN or TAP, NO_PI, MULTI_QUEUE, ...).
-func (d *Device) Flags() tun.Flags { return d.t.Flags() }
-
-// Addr is the address and prefix Create configured; the zero Prefix for an
-// adopted device.
-func (d *Device) Addr() netip.Prefix { return d.addr }
-
-// Peer is the point-to-point peer Create configured, or the zero Addr.
-func (d *Device) Peer() netip.Addr { return d.peer }
-
-// Fd is the first queue's file descriptor, for callers who want it raw. The
-// Device keeps ownership: do not close it.
-func (d *Device) Fd() int { return d.t.Fd() }
-
-// Fds are every queue's file descriptor, first queue first. The Device
-// keeps ownership.
-func (d *Device) Fds() []int {
-	qs := d.t.Queues()
-	fds := make([]int, len(qs))
-	for i, q := range qs {
-		fds[i] = q.Fd()
-	}
-	return fds
-}
+func (d *Device) Flags() tun.Flags { return d.sys.t.Flags() }
 
 // TUN is the lower-level device, for the TUN ioctls this package does not
-// wrap (queue attach and detach, owner and group changes).
-func (d *Device) TUN() *tun.Device { return d.t }
+// wrap (queue attach and detach, owner and group changes). Closing queues
+// through it behind the Device's back is the caller's responsibility.
+func (d *Device) TUN() *tun.Device { return d.sys.t }
 
 // SetPersist makes the device outlive its file descriptors, or undoes that:
 // a non-persistent device disappears with its last descriptor.
 func (d *Device) SetPersist(on bool) error {
-	if err := d.t.SetPersist(on); err != nil {
+	if err := d.sys.t.SetPersist(on); err != nil {
 		return &Error{Op: "set persist", Name: d.name, Err: err}
-	}
-	return nil
-}
-
-// Close closes every queue. A non-persistent device then disappears.
-// Idempotent.
-func (d *Device) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	if err := d.t.Close(); err != nil {
-		return &Error{Op: "close", Name: d.name, Err: err}
 	}
 	return nil
 }
@@ -228,7 +194,7 @@ func create(s spec) (_ *Device, err error) {
 	if err := step("up"); err != nil {
 		return nil, fail("up", err)
 	}
-	return &Device{t: t, name: name, index: link.Index, addr: s.prefix(), peer: s.peer}, nil
+	return newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo), nil
 }
 
 // Adopt takes over fd, a TUN or TAP descriptor opened elsewhere (passed
@@ -261,5 +227,9 @@ func Adopt(fd int) (*Device, error) {
 	if err != nil {
 		return nil, &Error{Op: "adopt", Name: name, Err: err}
 	}
-	return &Device{t: t, name: name, index: link.Index}, nil
+	// The kernel cannot say whether the device carries the PI header
+	// (tun.Device.PacketInfo); without a sign of it, assume the common
+	// IFF_NO_PI, which is what Create and the broker make.
+	pi, _ := t.PacketInfo()
+	return newDevice(t, name, link.Index, netip.Prefix{}, netip.Addr{}, pi), nil
 }

@@ -62,9 +62,12 @@ type PacketFD struct {
 	closeFn func() error
 	budget  int
 
-	owner atomic.Pointer[Loop] // nil while handed off between loops, or closed
-	// mu orders the control transitions (handoff, close); never held over I/O.
-	mu        sync.Mutex
+	owner atomic.Pointer[Loop] // nil until attached, while handed off, and once closed
+	// mu orders the control transitions (attach, handoff, close). It is
+	// never held over I/O, nor while waiting for a loop.
+	mu sync.Mutex
+	// inTransit: on its way to a loop (Attach or Handoff in flight); a
+	// Close meanwhile sets closeReq and the arrival closes.
 	inTransit bool
 	closeReq  bool
 	closed    atomic.Bool
@@ -81,13 +84,15 @@ type PacketFD struct {
 	shdr    [maxHeader]byte
 }
 
-// AttachPacketFD attaches the non-blocking descriptor fd to l, which owns
-// it from now on. Readable is armed at once: OnReady runs as soon as a
-// packet is waiting. On error the descriptor is untouched and remains the
-// caller's. Safe from any goroutine.
-func (l *Loop) AttachPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
+// NewPacketFD wraps the non-blocking descriptor fd for a loop, without
+// attaching it: its I/O returns ErrNotOwner until Attach. Closing it before
+// it is attached closes the descriptor. Safe from any goroutine.
+func NewPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
 	if cfg.OnReady == nil {
 		return nil, &OpError{Op: "attach: nil OnReady", Fd: fd, Err: errInvalid}
+	}
+	if fd < 0 {
+		return nil, &OpError{Op: "attach", Fd: fd, Err: errBadFD}
 	}
 	p := &PacketFD{fd: fd, framer: cfg.Framer, closeFn: cfg.Close, budget: cfg.Budget, onReady: cfg.OnReady}
 	if p.framer != nil {
@@ -96,17 +101,65 @@ func (l *Loop) AttachPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
 			return nil, &OpError{Op: "attach: framer header length " + itoa(p.hdrLen) + " outside 0.." + itoa(maxHeader), Fd: fd, Err: errInvalid}
 		}
 	}
+	return p, nil
+}
+
+// AttachPacketFD is NewPacketFD followed by Attach. On error the descriptor
+// is untouched and remains the caller's. Safe from any goroutine.
+func (l *Loop) AttachPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
+	p, err := NewPacketFD(fd, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Attach(l); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Attach gives the PacketFD to l, which owns it from then on. Readable is
+// armed at once: OnReady runs as soon as a packet is waiting. A PacketFD is
+// attached once; Handoff moves it. On error it stays unattached and the
+// descriptor is not closed. Safe from any goroutine.
+func (p *PacketFD) Attach(l *Loop) error {
+	p.mu.Lock()
+	switch {
+	case p.closed.Load():
+		p.mu.Unlock()
+		return ErrClosed
+	case p.inTransit || p.owner.Load() != nil:
+		p.mu.Unlock()
+		return &OpError{Op: "attach: already attached (use Handoff)", Fd: p.fd, Err: errInvalid}
+	}
+	p.inTransit = true
+	p.mu.Unlock()
 	if p.budget <= 0 {
 		p.budget = l.cfg.budget
 	}
 	var err error
-	if derr := l.Do(func() { err = p.attach(l) }); derr != nil {
-		return nil, derr
+	derr := l.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.inTransit = false
+		if p.closeReq {
+			p.finish()
+			err = ErrClosed
+			return
+		}
+		err = p.attach(l)
+	})
+	if derr != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.inTransit { // the function never ran
+			p.inTransit = false
+			if p.closeReq {
+				p.finish()
+			}
+		}
+		return derr
 	}
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
+	return err
 }
 
 // attach registers p on l and makes l its owner. Loop-only (on l).
@@ -522,6 +575,25 @@ func (p *PacketFD) closeOnLoopExit() {
 	p.finish()
 }
 
+// Release detaches the PacketFD from its loop without closing the
+// descriptor, which belongs to the caller again; the PacketFD is then
+// closed (its I/O returns ErrClosed) and its Close function never runs.
+// Loop-only.
+func (p *PacketFD) Release() error {
+	l, err := p.owned()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := l.unregister(p.h); err != nil {
+		return err
+	}
+	p.closed.Store(true)
+	p.owner.Store(nil)
+	return nil
+}
+
 // Close detaches the PacketFD from its loop and closes the descriptor (with
 // PacketConfig.Close if given). Safe from any goroutine; idempotent. During
 // a handoff the close happens when the PacketFD lands.
@@ -539,10 +611,13 @@ func (p *PacketFD) Close() error {
 			return nil
 		}
 		l := p.owner.Load()
-		p.mu.Unlock()
-		if l == nil { // cannot happen: no owner means closed or in transit
-			return ErrClosed
+		if l == nil { // never attached: nothing to detach from
+			p.finish()
+			err := p.closeErr
+			p.mu.Unlock()
+			return err
 		}
+		p.mu.Unlock()
 		var err error
 		retry := false
 		derr := l.Do(func() {

@@ -601,3 +601,65 @@ func TestPacketSteadyStateAllocatesNothing(t *testing.T) {
 		t.Errorf("round trip corrupted the packet")
 	}
 }
+
+// A PacketFD made with NewPacketFD refuses I/O until attached, attaches
+// once, and closes its descriptor when closed unattached.
+func TestNewPacketFDLifecycle(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	p, err := NewPacketFD(a, PacketConfig{OnReady: func(*PacketFD, Events) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onLoop(t, l, func() {
+		if _, err := p.Recv(make([]byte, 8)); !errors.Is(err, ErrNotOwner) {
+			t.Errorf("Recv before Attach: %v, want ErrNotOwner", err)
+		}
+	})
+	if err := p.Attach(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Attach(l); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("second Attach: %v, want EINVAL (already attached)", err)
+	}
+	if err := p.Close(); err != nil || isOpen(a) {
+		t.Fatalf("Close: %v, open %v", err, isOpen(a))
+	}
+	if err := p.Attach(l); !errors.Is(err, ErrClosed) {
+		t.Errorf("Attach after Close: %v, want ErrClosed", err)
+	}
+
+	c, d := dgramPair(t)
+	closeLater(t, d)
+	unattached, err := NewPacketFD(c, PacketConfig{OnReady: func(*PacketFD, Events) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unattached.Close(); err != nil || isOpen(c) {
+		t.Fatalf("Close unattached: %v, open %v", err, isOpen(c))
+	}
+
+	// Release hands the descriptor back open.
+	e, f := dgramPair(t)
+	closeLater(t, e, f)
+	r := attach(t, l, e, PacketConfig{OnReady: func(*PacketFD, Events) {}, Close: func() error {
+		t.Error("Close function ran after Release")
+		return nil
+	}})
+	if err := r.Release(); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("Release off the loop: %v, want ErrNotOwner", err)
+	}
+	onLoop(t, l, func() {
+		if err := r.Release(); err != nil {
+			t.Errorf("Release: %v", err)
+		}
+	})
+	if !isOpen(e) {
+		t.Fatal("Release closed the descriptor")
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close after Release: %v", err)
+	}
+}

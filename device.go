@@ -1,0 +1,155 @@
+package tundra
+
+import (
+	"errors"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/tundra-go/tundra/loop"
+)
+
+// ErrWouldBlock is returned by Recv, RecvBatch, Send and SendBatch when the
+// device cannot move a packet now (Tundra's {:select, info}); the readiness
+// callback given to Attach is armed and runs on the owning loop when it
+// can. It matches unix.EAGAIN with errors.Is.
+var ErrWouldBlock = loop.ErrWouldBlock
+
+// ErrNotOwner is returned by I/O called from anywhere but the owning loop's
+// thread, and by I/O on a queue attached to no loop.
+var ErrNotOwner = loop.ErrNotOwner
+
+// errNotAttached is ErrNotOwner with the reason; preallocated so the
+// refusal costs nothing.
+var errNotAttached error = &Error{Op: "io", Err: errors.Join(loop.ErrNotOwner, errors.New("the queue is attached to no loop (call Attach)"))}
+
+// Device is a TUN or TAP device this process holds: one Queue per file
+// descriptor. Its methods are safe from any goroutine unless they say they
+// are loop-only: the I/O methods, which act on the first queue and must run
+// on the thread of the loop that owns it (see Attach).
+type Device struct {
+	name   string
+	index  int
+	addr   netip.Prefix // what Create configured; zero for an adopted device
+	peer   netip.Addr
+	queues []*Queue
+	sys    sysDevice // the operating system's handle
+
+	closed atomic.Bool
+}
+
+// Name is the interface name, as the kernel reported it.
+func (d *Device) Name() string { return d.name }
+
+// Index is the interface index.
+func (d *Device) Index() int { return d.index }
+
+// Addr is the address and prefix Create configured; the zero Prefix for an
+// adopted device.
+func (d *Device) Addr() netip.Prefix { return d.addr }
+
+// Peer is the point-to-point peer Create configured, or the zero Addr.
+func (d *Device) Peer() netip.Addr { return d.peer }
+
+// Queues are the device's queues, first queue first (one unless created
+// with Queues(n)). The slice is a copy.
+func (d *Device) Queues() []*Queue { return append([]*Queue(nil), d.queues...) }
+
+// Fd is the first queue's file descriptor, for callers who want it raw. The
+// Device keeps ownership: do not close it.
+func (d *Device) Fd() int { return d.queues[0].fd }
+
+// Fds are every queue's file descriptor, first queue first. The Device
+// keeps ownership.
+func (d *Device) Fds() []int {
+	fds := make([]int, len(d.queues))
+	for i, q := range d.queues {
+		fds[i] = q.fd
+	}
+	return fds
+}
+
+// Attach gives every queue of the device to loop l, which owns them from
+// now on (Tundra's owning process): only l's thread may do I/O on them,
+// onReady runs on it when a queue armed by ErrWouldBlock becomes ready, and
+// when l closes it closes them (a non-persistent device then disappears).
+// Readable is armed at once. To spread the queues of a multi-queue device
+// over several loops, attach each Queue instead.
+func (d *Device) Attach(l *loop.Loop, onReady ReadyFunc) error {
+	for i, q := range d.queues {
+		if err := q.Attach(l, onReady); err != nil {
+			for _, done := range d.queues[:i] {
+				done.detach()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Loop is the loop that owns the first queue, or nil.
+func (d *Device) Loop() *loop.Loop { return d.queues[0].Loop() }
+
+// Recv reads one packet from the first queue. See Queue.Recv. Loop-only.
+func (d *Device) Recv(b []byte) (int, error) { return d.queues[0].Recv(b) }
+
+// RecvBatch reads packets from the first queue. See Queue.RecvBatch.
+// Loop-only.
+func (d *Device) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.queues[0].RecvBatch(bufs, sizes, offset)
+}
+
+// Send writes one packet to the first queue. See Queue.Send. Loop-only.
+func (d *Device) Send(parts ...[]byte) error { return d.queues[0].Send(parts...) }
+
+// SendBatch writes packets to the first queue. See Queue.SendBatch.
+// Loop-only.
+func (d *Device) SendBatch(bufs [][]byte, offset int) (int, error) {
+	return d.queues[0].SendBatch(bufs, offset)
+}
+
+// Cancel disarms the first queue's readiness callback for ev; the device
+// stays open and usable. Loop-only.
+func (d *Device) Cancel(ev loop.Events) error { return d.queues[0].Cancel(ev) }
+
+// Notify arms the first queue's readiness callback for ev and has the loop
+// check at once. Loop-only.
+func (d *Device) Notify(ev loop.Events) error { return d.queues[0].Notify(ev) }
+
+// Handoff gives every queue to another loop (Tundra's
+// controlling_process/2). It must be called on the loop that owns them. See
+// Queue.Handoff. Loop-only.
+func (d *Device) Handoff(to *loop.Loop, onReady ReadyFunc) error {
+	for _, q := range d.queues {
+		if err := q.Handoff(to, onReady); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HeaderLen is the per-packet header the device's queues carry (the PI
+// header of a device created with PacketInfo), which RecvBatch and
+// SendBatch keep in the headroom before offset.
+func (d *Device) HeaderLen() int { return d.queues[0].HeaderLen() }
+
+// Close closes every queue, on its loop if it is attached to one. A
+// non-persistent device then disappears. Idempotent; safe from any
+// goroutine, and from the owning loop's callbacks.
+func (d *Device) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	for _, q := range d.queues {
+		if err := q.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.sys.close(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return &Error{Op: "close", Name: d.name, Err: errors.Join(errs...)}
+	}
+	return nil
+}

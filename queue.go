@@ -1,0 +1,219 @@
+package tundra
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/tundra-go/tundra/loop"
+)
+
+// ReadyFunc is a queue's readiness callback (Tundra's
+// {:"$socket", dev, :select, handle}). It runs on the owning loop's thread,
+// once per arming: an I/O call that returns ErrWouldBlock arms it.
+type ReadyFunc func(q *Queue, ev loop.Events)
+
+// Queue is one file descriptor of a device. Attached to a loop, it is
+// owned by that loop: its I/O methods are loop-only and return ErrNotOwner
+// anywhere else, a check that costs no system call. Buffers given to the
+// I/O methods are the caller's again when the call returns.
+type Queue struct {
+	dev     *Device
+	fd      int
+	framer  loop.Framer  // nil without a per-packet header
+	closeFD func() error // releases the descriptor
+
+	p atomic.Pointer[loop.PacketFD] // nil until attached
+
+	// mu orders Attach and Close; it is never held while waiting for a
+	// loop, so a loop callback can always take it.
+	mu     sync.Mutex
+	closed bool
+}
+
+// Device is the device the queue belongs to.
+func (q *Queue) Device() *Device { return q.dev }
+
+// Fd is the queue's file descriptor. The queue keeps ownership.
+func (q *Queue) Fd() int { return q.fd }
+
+// HeaderLen is the per-packet header this queue carries; RecvBatch and
+// SendBatch need at least this much headroom.
+func (q *Queue) HeaderLen() int {
+	if q.framer == nil {
+		return 0
+	}
+	return q.framer.HeaderLen()
+}
+
+// Attach gives the queue to loop l: see Device.Attach. It fails if the
+// queue is closed or already attached (use Handoff to move it). Safe from
+// any goroutine.
+func (q *Queue) Attach(l *loop.Loop, onReady ReadyFunc) error {
+	if onReady == nil {
+		return &Error{Op: "attach", Name: q.dev.name, Arg: "onReady", Err: invalid{errorString("nil callback")}}
+	}
+	p, err := loop.NewPacketFD(q.fd, loop.PacketConfig{
+		Framer:  q.framer,
+		OnReady: q.adapt(onReady),
+		Close:   q.closeFD,
+	})
+	if err != nil {
+		return &Error{Op: "attach", Name: q.dev.name, Err: err}
+	}
+	// Publish the PacketFD before attaching: the first callback can run
+	// before Attach returns, and its I/O goes through q.p.
+	q.mu.Lock()
+	switch {
+	case q.closed:
+		q.mu.Unlock()
+		return &Error{Op: "attach", Name: q.dev.name, Err: loop.ErrClosed}
+	case q.p.Load() != nil:
+		q.mu.Unlock()
+		return &Error{Op: "attach", Name: q.dev.name, Err: errorString("already attached to a loop (use Handoff)")}
+	}
+	q.p.Store(p)
+	q.mu.Unlock()
+	if err := p.Attach(l); err != nil {
+		// Unattached again, unless a Close meanwhile took p with it.
+		q.mu.Lock()
+		if !q.closed {
+			q.p.Store(nil)
+		}
+		q.mu.Unlock()
+		return &Error{Op: "attach", Name: q.dev.name, Err: err}
+	}
+	return nil
+}
+
+// adapt turns a ReadyFunc into the loop's callback, once per attach.
+func (q *Queue) adapt(onReady ReadyFunc) loop.ReadyFunc {
+	return func(_ *loop.PacketFD, ev loop.Events) { onReady(q, ev) }
+}
+
+// detach undoes an Attach that a multi-queue Attach must roll back: the
+// descriptor leaves the loop without being closed.
+func (q *Queue) detach() {
+	p := q.p.Swap(nil)
+	if p == nil {
+		return
+	}
+	// Release, not Close: the descriptor stays the queue's, unattached.
+	if l := p.Loop(); l != nil {
+		_ = l.Do(func() { _ = p.Release() })
+	}
+}
+
+// Loop is the owning loop, or nil when unattached (or while handed off).
+func (q *Queue) Loop() *loop.Loop {
+	if p := q.p.Load(); p != nil {
+		return p.Loop()
+	}
+	return nil
+}
+
+// Recv reads one packet into b and returns its length, without the PI
+// header if the device has one. b should hold the MTU: the kernel
+// truncates a longer packet. With no packet waiting (or this round's budget
+// spent) it returns ErrWouldBlock and arms the readiness callback.
+// Loop-only.
+func (q *Queue) Recv(b []byte) (int, error) {
+	p := q.p.Load()
+	if p == nil {
+		return 0, errNotAttached
+	}
+	return p.Recv(b)
+}
+
+// RecvBatch reads up to len(bufs) packets, packet i into bufs[i][offset:]
+// with its length in sizes[i]; offset must leave room for HeaderLen bytes,
+// where the header lands. Fewer than len(bufs) packets with a nil error
+// means the queue ran dry or the round's budget was spent, and the
+// callback is armed either way. It never returns packets and an error
+// together. Loop-only.
+func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	p := q.p.Load()
+	if p == nil {
+		return 0, errNotAttached
+	}
+	return p.RecvBatch(bufs, sizes, offset)
+}
+
+// Send writes one packet made of parts with a single writev and no copy;
+// the PI header, if the device has one, goes in its own iovec, chosen from
+// the packet's IP version. ErrWouldBlock arms Writable. Loop-only.
+func (q *Queue) Send(parts ...[]byte) error {
+	p := q.p.Load()
+	if p == nil {
+		return errNotAttached
+	}
+	return p.Send(parts...)
+}
+
+// SendBatch writes each bufs[i][offset:] as one packet, writing the header
+// (if any) in place in the headroom before offset. It returns the number
+// of packets written; with an error, bufs[n] is the packet that failed
+// (ErrWouldBlock: retry later; another error: the kernel refused that
+// packet, skip it). Loop-only.
+func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
+	p := q.p.Load()
+	if p == nil {
+		return 0, errNotAttached
+	}
+	return p.SendBatch(bufs, offset)
+}
+
+// Cancel disarms the readiness callback for ev. The queue stays open and
+// usable (Tundra's cancel/2 closed the device: not here). Loop-only.
+func (q *Queue) Cancel(ev loop.Events) error {
+	p := q.p.Load()
+	if p == nil {
+		return errNotAttached
+	}
+	return p.Cancel(ev)
+}
+
+// Notify arms the readiness callback for ev and has the loop check the
+// queue in its next round. Loop-only.
+func (q *Queue) Notify(ev loop.Events) error {
+	p := q.p.Load()
+	if p == nil {
+		return errNotAttached
+	}
+	return p.Notify(ev)
+}
+
+// Handoff gives the queue to another loop, whose thread runs onReady from
+// then on (Tundra's controlling_process/2). No packet is lost: they wait in
+// the kernel's queue, and Readable is armed on the new loop. Nothing is
+// delivered to the old owner afterwards. Loop-only (on the current owner).
+func (q *Queue) Handoff(to *loop.Loop, onReady ReadyFunc) error {
+	p := q.p.Load()
+	if p == nil {
+		return errNotAttached
+	}
+	if onReady == nil {
+		return &Error{Op: "handoff", Name: q.dev.name, Arg: "onReady", Err: invalid{errorString("nil callback")}}
+	}
+	return p.Handoff(to, q.adapt(onReady))
+}
+
+// Close closes the queue, on its loop if attached. Idempotent; safe from
+// any goroutine, and from the owning loop's callbacks.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	p := q.p.Load()
+	q.mu.Unlock()
+	if p != nil {
+		return p.Close() // closes the descriptor, now or when an Attach in flight lands
+	}
+	return q.closeFD()
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
