@@ -27,11 +27,11 @@ func forwardingDevice(b *testing.B) (*Device, [][]byte) {
 	var dev *Device
 	if err := ns.Do(func() error {
 		for file, value := range map[string]string{
-			"/proc/sys/net/ipv4/ip_forward":                 "1",
-			"/proc/sys/net/ipv4/conf/all/send_redirects":    "0",
+			"/proc/sys/net/ipv4/ip_forward":                  "1",
+			"/proc/sys/net/ipv4/conf/all/send_redirects":     "0",
 			"/proc/sys/net/ipv4/conf/default/send_redirects": "0",
-			"/proc/sys/net/ipv4/conf/all/rp_filter":         "0",
-			"/proc/sys/net/ipv4/conf/default/rp_filter":     "0",
+			"/proc/sys/net/ipv4/conf/all/rp_filter":          "0",
+			"/proc/sys/net/ipv4/conf/default/rp_filter":      "0",
 		} {
 			if err := os.WriteFile(file, []byte(value), 0); err != nil {
 				return err
