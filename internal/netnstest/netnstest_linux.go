@@ -1,14 +1,7 @@
-// Package netnstest gives privileged tests a private network namespace that
-// disappears on its own when the test ends, even if the test fails or the
-// process is killed: the namespace is held only by a file descriptor and by
-// the devices and sockets created inside it, never by a name in /var/run/netns.
-//
-// Namespaces are per thread on Linux. A Namespace therefore never changes the
-// calling goroutine: Do runs a function on a fresh OS thread that has joined
-// the namespace, and that thread is thrown away afterwards (the goroutine exits
-// while locked, so the Go runtime terminates the thread instead of reusing it).
-// Sockets and TUN devices opened inside Do stay in the namespace for their
-// whole life, whichever thread later reads or writes them.
+// Package netnstest gives privileged tests a private network namespace
+// (package netns) that disappears on its own when the test ends, even if the
+// test fails or the process is killed, and helpers that check the result
+// with the real ip tool.
 package netnstest
 
 import (
@@ -18,11 +11,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/tundra-go/tundra/internal/netns"
 )
 
 // RequirePrivEnv is the environment variable that turns every privilege skip
@@ -51,10 +43,11 @@ func privileged() error {
 	return nil
 }
 
-// Namespace is a private network namespace. Its methods are safe from any
-// goroutine.
+// Namespace is a private network namespace (see package netns) with the
+// helpers tests use to check what the library did. Its methods are safe
+// from any goroutine.
 type Namespace struct {
-	fd int // an open /proc/<pid>/task/<tid>/ns/net of the namespace
+	*netns.Namespace
 }
 
 // New creates a private network namespace with loopback up. It skips or
@@ -63,101 +56,12 @@ type Namespace struct {
 func New(t testing.TB) *Namespace {
 	t.Helper()
 	SkipUnlessPrivileged(t)
-	ns, err := Create()
+	ns, err := netns.New()
 	if err != nil {
 		t.Fatalf("netnstest: %v", err)
 	}
 	t.Cleanup(func() { ns.Close() })
-	if out, err := ns.Output("ip", "link", "set", "lo", "up"); err != nil {
-		t.Fatalf("netnstest: lo up: %v: %s", err, out)
-	}
-	return ns
-}
-
-// Create makes a namespace without a testing.TB; the caller must Close it.
-func Create() (*Namespace, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// Never unlocked: this thread leaves the host namespace and must die
-		// with the goroutine.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{-1, fmt.Errorf("unshare(CLONE_NEWNET): %w", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- result{-1, fmt.Errorf("open ns/net: %w", err)}
-			return
-		}
-		ch <- result{fd, nil}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return nil, r.err
-	}
-	return &Namespace{fd: r.fd}, nil
-}
-
-// Close drops the test's reference to the namespace. The kernel frees it
-// once the last device and socket inside it are closed too.
-func (ns *Namespace) Close() error {
-	if ns.fd < 0 {
-		return nil
-	}
-	err := unix.Close(ns.fd)
-	ns.fd = -1
-	return err
-}
-
-// Do runs fn on a thread inside the namespace and returns its error. Files
-// and sockets that fn opens stay in the namespace. A process started inside
-// fn (exec.Cmd.Start) is born in the namespace.
-func (ns *Namespace) Do(fn func() error) error {
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see the package doc
-		if err := unix.Setns(ns.fd, unix.CLONE_NEWNET); err != nil {
-			ch <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		var err error
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					err = fmt.Errorf("panic in namespace: %v", r)
-				}
-			}()
-			err = fn()
-		}()
-		ch <- err
-	}()
-	return <-ch
-}
-
-// Start starts cmd inside the namespace.
-func (ns *Namespace) Start(cmd *exec.Cmd) error {
-	return ns.Do(cmd.Start)
-}
-
-// Output runs a command inside the namespace and returns its combined output.
-func (ns *Namespace) Output(name string, args ...string) ([]byte, error) {
-	var out []byte
-	err := ns.Do(func() error {
-		var err error
-		cmd := exec.Command(name, args...)
-		var buf bytes.Buffer
-		cmd.Stdout = &buf
-		cmd.Stderr = &buf
-		err = cmd.Run()
-		out = buf.Bytes()
-		return err
-	})
-	return out, err
+	return &Namespace{ns}
 }
 
 // IPJSON runs `ip -j ARGS...` inside the namespace and decodes its output

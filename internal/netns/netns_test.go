@@ -1,0 +1,89 @@
+package netns
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func privileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("TUNDRA_REQUIRE_PRIV") == "1" {
+			t.Fatal("TUNDRA_REQUIRE_PRIV=1 but not root")
+		}
+		t.Skip("skipped: needs CAP_NET_ADMIN (run as root)")
+	}
+}
+
+// A spawned child lives in the namespace, and survives the thread that
+// asked for it (the parent-death signal follows the spawner thread).
+func TestSpawnInNamespace(t *testing.T) {
+	privileged(t)
+	ns, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if out, err := ns.Output("ip", "tuntap", "add", "dev", "spawn0", "mode", "tun"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	cmd := exec.Command("sh", "-c", "sleep 0.3; ip -o link show")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := ns.Spawn(cmd); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // Do's threads come and go meanwhile
+	ns.Do(func() error { return nil })
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v (killed early?)", err)
+	}
+	if !strings.Contains(out.String(), "spawn0") {
+		t.Errorf("child not in the namespace: %s", out.String())
+	}
+	host, _ := exec.Command("ip", "-o", "link", "show").Output()
+	if strings.Contains(string(host), "spawn0") {
+		t.Error("device visible on the host")
+	}
+	// The spawner went back home: a child spawned in a second namespace
+	// does not see the first one's device.
+	ns2, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns2.Close()
+	cmd = exec.Command("ip", "-o", "link", "show")
+	out.Reset()
+	cmd.Stdout = &out
+	if err := ns2.Spawn(cmd); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if strings.Contains(out.String(), "spawn0") {
+		t.Error("second namespace sees the first one's device")
+	}
+}
+
+func TestWriteSysctl(t *testing.T) {
+	privileged(t)
+	ns, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := ns.WriteSysctl("net/ipv4/ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ns.Output("cat", "/proc/sys/net/ipv4/ip_forward")
+	if err != nil || strings.TrimSpace(string(out)) != "1" {
+		t.Fatalf("inside: %q, %v", out, err)
+	}
+	if host, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(host)) == "1" {
+		t.Log("host forwards too (set before this test)")
+	}
+	if err := ns.WriteSysctl("net/ipv4/no_such", "1"); err == nil {
+		t.Error("unknown sysctl accepted")
+	}
+}
