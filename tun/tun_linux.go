@@ -35,6 +35,10 @@ type Device struct {
 	piKnown bool     // whether flags' NO_PI bit is certain
 	first   *Queue   // the queue Open or Adopt produced; Fd reports it
 	queues  []*Queue // the queues not yet closed, in the order they were made
+
+	// bpfAttached records the eBPF programs (by bpfKind) this Device
+	// attached: the kernel cannot report it (see ErrNoProgram).
+	bpfAttached [2]bool
 }
 
 // Queue is one fd attached to a Device. A single-queue device has exactly
