@@ -86,6 +86,25 @@ func (d *Device) Attach(l *loop.Loop, onReady ReadyFunc) error {
 	return nil
 }
 
+// AttachEach spreads the device's queues over loops, queue i to
+// loops[i%len(loops)]: with a loop.Group of one pinned loop per core and a
+// device made with Queues(n), each core serves its own queue and the kernel
+// keeps each flow on one queue. On error no queue stays attached.
+func (d *Device) AttachEach(loops []*loop.Loop, onReady ReadyFunc) error {
+	if len(loops) == 0 {
+		return &Error{Op: "attach", Name: d.name, Arg: "loops", Err: invalid{errorString("no loops")}}
+	}
+	for i, q := range d.queues {
+		if err := q.Attach(loops[i%len(loops)], onReady); err != nil {
+			for _, done := range d.queues[:i] {
+				done.detach()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Loop is the loop that owns the first queue, or nil.
 func (d *Device) Loop() *loop.Loop { return d.queues[0].Loop() }
 

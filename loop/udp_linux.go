@@ -112,7 +112,10 @@ func (u *UDPConn) Close() error { return u.p.Close() }
 // addrs[i] (addrs may be nil). A datagram longer than its buffer is cut to
 // fit (the kernel's MSG_TRUNC). The return contract is RecvBatch's of
 // PacketFD: fewer than asked with a nil error means the socket ran dry or
-// the budget was spent, the callback being armed either way. Loop-only.
+// the budget was spent, the callback being armed either way. An error
+// other than ErrWouldBlock does not arm the callback; on a UDP socket most
+// are one-shot reports of ICMP errors for earlier sends (ECONNREFUSED,
+// EHOSTUNREACH), and the next call reads on. Loop-only.
 func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, offset int) (int, error) {
 	p := u.p
 	l, err := p.owned()

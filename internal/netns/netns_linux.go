@@ -15,6 +15,7 @@ package netns
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -74,6 +75,15 @@ func (ns *Namespace) Close() error {
 	err := unix.Close(ns.fd)
 	ns.fd = -1
 	return err
+}
+
+// Path names the namespace for tools that take a file (ip link set DEV
+// netns PATH, nsenter --net=PATH): this process's descriptor for it, valid
+// while the Namespace is open.
+func (ns *Namespace) Path() string {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), ns.fd)
 }
 
 // Do runs fn on a thread inside the namespace and returns its error. Files

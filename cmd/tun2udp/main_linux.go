@@ -1,0 +1,81 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tundra-go/tundra/internal/relay"
+)
+
+func main() {
+	var (
+		addr   = flag.String("addr", "", "the device's address and prefix, e.g. 10.99.0.1/24 (required)")
+		peer   = flag.String("peer", "", "point-to-point peer address (optional)")
+		name   = flag.String("name", "", "interface name (default: the kernel's choice)")
+		mtu    = flag.Int("mtu", 1420, "device MTU: leave room for the outer IP and UDP headers")
+		queues = flag.Int("queues", 1, "device queues, one loop and one UDP socket each")
+		local  = flag.String("local", "", "local UDP address:port to bind (required)")
+		remote = flag.String("remote", "", "the peer's UDP address:port (required)")
+		gso    = flag.Bool("gso", true, "coalesce runs to the peer with UDP segmentation offload")
+		pin    = flag.Bool("pin", false, "pin queue i's loop to CPU i")
+		every  = flag.Duration("stats", 0, "print statistics at this interval (0: only on SIGUSR1)")
+	)
+	flag.Parse()
+	if *addr == "" || *local == "" || *remote == "" {
+		fmt.Fprintln(os.Stderr, "tun2udp: -addr, -local and -remote are required")
+		flag.Usage()
+		os.Exit(2)
+	}
+	l, err := netip.ParseAddrPort(*local)
+	if err != nil {
+		log.Fatalf("tun2udp: -local: %v", err)
+	}
+	rm, err := netip.ParseAddrPort(*remote)
+	if err != nil {
+		log.Fatalf("tun2udp: -remote: %v", err)
+	}
+	r, err := relay.Start(relay.Config{Addr: *addr, Peer: *peer, Name: *name, MTU: *mtu, Queues: *queues,
+		Local: l, Remote: rm, GSO: *gso, Pin: *pin})
+	if err != nil {
+		log.Fatalf("tun2udp: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "tun2udp: %s (%s) <-> udp %s -> %s, %d queue(s)\n", r.Device().Name(), *addr, l, rm, *queues)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
+	var tick <-chan time.Time
+	if *every > 0 {
+		t := time.NewTicker(*every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGUSR1 {
+				printStats(r)
+				continue
+			}
+			printStats(r)
+			if err := r.Close(); err != nil {
+				log.Fatalf("tun2udp: %v", err)
+			}
+			return
+		case <-tick:
+			printStats(r)
+		}
+	}
+}
+
+func printStats(r *relay.Relay) {
+	for i, s := range r.Stats() {
+		fmt.Fprintf(os.Stderr, "queue %d: tun->udp %d (dropped %d, refused %d), udp->tun %d (dropped %d)\n",
+			i, s.TunToUDP, s.DroppedToUDP, s.UDPSendErrors, s.UDPToTun, s.DroppedToTun)
+	}
+}
