@@ -1,0 +1,5 @@
+//go:build !unix
+
+package broker
+
+func closeFD(fd int) error { return ErrNotSupported }
