@@ -33,6 +33,9 @@ type Device struct {
 	peer   netip.Addr
 	queues []*Queue
 	sys    sysDevice // the operating system's handle
+	// fallback is why the broker made the device: the direct attempt's
+	// error; nil when it was made directly.
+	fallback error
 
 	closed atomic.Bool
 }
@@ -49,6 +52,11 @@ func (d *Device) Addr() netip.Prefix { return d.addr }
 
 // Peer is the point-to-point peer Create configured, or the zero Addr.
 func (d *Device) Peer() netip.Addr { return d.peer }
+
+// Fallback is why Create asked the broker: the error of the direct
+// attempt (EPERM or EACCES from the kernel). It is nil for a device created
+// directly, adopted, or created with Mode(BrokerOnly).
+func (d *Device) Fallback() error { return d.fallback }
 
 // Queues are the device's queues, first queue first (one unless created
 // with Queues(n)). The slice is a copy.

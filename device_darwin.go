@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"syscall"
 
+	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/tun"
 	"github.com/tundra-go/tundra/utun"
 	"golang.org/x/net/route"
@@ -37,7 +38,7 @@ func (d *Device) SetPersist(bool) error {
 // create makes a utun device: open (the kernel creates the interface up),
 // MTU, address (with the peer), the prefix route IPv4 point-to-point
 // interfaces do not get on their own, and up.
-func create(s spec) (_ *Device, err error) {
+func createDirect(s spec) (_ *Device, err error) {
 	unit, err := utunUnit(s)
 	if err != nil {
 		return nil, err
@@ -118,6 +119,18 @@ func addInterfaceRoute(dst netip.Prefix, index int) error {
 		return fmt.Errorf("RTM_ADD: %w", err)
 	}
 	return nil
+}
+
+// adoptBrokered turns the broker's descriptor into a Device.
+func adoptBrokered(s spec, created broker.Created) (*Device, error) {
+	if len(created.Fds) != 1 {
+		return nil, fmt.Errorf("%d descriptors for a utun device, which has one", len(created.Fds))
+	}
+	u, err := utun.Adopt(created.Fds[0])
+	if err != nil {
+		return nil, err
+	}
+	return newDevice(u, created.Index, s.prefix(), s.peer), nil
 }
 
 // Adopt takes over fd, a utun control socket opened elsewhere: it checks

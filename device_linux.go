@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/nl"
 	"github.com/tundra-go/tundra/tun"
@@ -55,8 +56,17 @@ func (d *Device) SetPersist(on bool) error {
 // it fail, so that every rollback path is exercised against the real kernel.
 var testHook func(step string) error
 
-// create carries out a checked request. See Create.
-func create(s spec) (_ *Device, err error) {
+// adoptBrokered turns the broker's descriptors into a Device.
+func adoptBrokered(s spec, created broker.Created) (*Device, error) {
+	t, err := tun.AdoptQueues(created.Fds)
+	if err != nil {
+		return nil, err
+	}
+	return newDevice(t, created.Name, created.Index, s.prefix(), s.peer, s.tun.PacketInfo), nil
+}
+
+// createDirect opens and configures the device itself.
+func createDirect(s spec) (_ *Device, err error) {
 	// The device and the netlink socket must be in the same network
 	// namespace: the calling thread's. Keep to one thread throughout.
 	runtime.LockOSThread()

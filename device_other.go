@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/tun"
 )
 
@@ -20,7 +21,9 @@ func notSupported(op string) error {
 	return &Error{Op: op, Err: fmt.Errorf("%w (GOOS=%s)", ErrNotSupported, runtime.GOOS)}
 }
 
-func create(spec) (*Device, error) { return nil, notSupported("create") }
+func createDirect(spec) (*Device, error) { return nil, notSupported("create") }
+
+func adoptBrokered(spec, broker.Created) (*Device, error) { return nil, notSupported("adopt") }
 
 // Adopt fails with ErrNotSupported on this operating system and leaves fd
 // untouched.

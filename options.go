@@ -49,6 +49,8 @@ type config struct {
 	queuesSet  bool
 	exclusive  bool
 	keepDAD    bool
+	mode       CreateMode
+	brokerPath string
 }
 
 func ipString[A IP](v A) string {
@@ -125,6 +127,38 @@ func Exclusive() Option { return func(c *config) { c.exclusive = true } }
 // TUN device has no neighbours to detect, but a TAP device on a bridge may.
 func KeepDAD() Option { return func(c *config) { c.keepDAD = true } }
 
+// CreateMode chooses how Create makes a device.
+type CreateMode int
+
+const (
+	// Auto creates the device directly and, when the kernel refuses for
+	// lack of privilege (EPERM, EACCES), asks the broker: Tundra's order.
+	// Device.Fallback tells why the broker was used.
+	Auto CreateMode = iota
+	// DirectOnly never asks the broker.
+	DirectOnly
+	// BrokerOnly always asks the broker (cmd/tundra-server).
+	BrokerOnly
+)
+
+func (m CreateMode) String() string {
+	switch m {
+	case Auto:
+		return "auto"
+	case DirectOnly:
+		return "direct"
+	case BrokerOnly:
+		return "broker"
+	}
+	return "CreateMode(" + fmt.Sprint(int(m)) + ")"
+}
+
+// Mode forces direct creation or the broker; the default is Auto.
+func Mode(m CreateMode) Option { return func(c *config) { c.mode = m } }
+
+// BrokerSocket sets the broker's socket (default /var/run/tundra.sock).
+func BrokerSocket(path string) Option { return func(c *config) { c.brokerPath = path } }
+
 // spec is a checked request: everything Create needs, nothing to parse.
 type spec struct {
 	local   netip.Addr
@@ -137,6 +171,9 @@ type spec struct {
 	owner   int // -1: not set
 	group   int // -1: not set
 	nodad   bool
+	keepDAD bool // asked for explicitly: the broker cannot honour it
+	mode    CreateMode
+	broker  string // the broker's socket, "" for the default
 }
 
 func (s spec) prefix() netip.Prefix { return netip.PrefixFrom(s.local, s.bits) }
@@ -337,7 +374,12 @@ func resolve[A Address](addr A, opts []Option) (spec, error) {
 		}
 		s.group = c.group
 	}
+	if c.mode < Auto || c.mode > BrokerOnly {
+		return spec{}, argError("mode", fmt.Errorf("%v is not a create mode", c.mode))
+	}
+	s.mode, s.broker = c.mode, c.brokerPath
 	s.persist = c.persist
+	s.keepDAD = c.keepDAD
 	s.nodad = local.Is6() && !c.keepDAD
 	s.tun = tun.Config{
 		Name:       c.name,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -258,7 +259,11 @@ func TestCreatePersistOwnerGroup(t *testing.T) {
 	requireGone(t, ns, "tdrpers")
 }
 
-const helperEnv = "TUNDRA_HELPER_NAME"
+const (
+	helperEnv       = "TUNDRA_HELPER_NAME"
+	helperModeEnv   = "TUNDRA_HELPER_MODE"   // auto, direct or broker
+	helperBrokerEnv = "TUNDRA_HELPER_BROKER" // the broker's socket
+)
 
 // TestHelperOpen is not a test: a child process with another uid runs it
 // to attach to a device by name, as an unprivileged owner would.
@@ -283,10 +288,25 @@ func TestHelperCreate(t *testing.T) {
 	if os.Getenv(helperEnv) == "" {
 		t.Skip("helper, runs only in a child process")
 	}
+	// Start the Go netpoller first: the broker client's dial would start
+	// it, and its epoll and eventfd descriptors are not a leak.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 	before := fdCount()
-	dev, err := Create("fd00:99::1/64", Name(os.Getenv(helperEnv)))
+	opts := []Option{Name(os.Getenv(helperEnv)), BrokerSocket(os.Getenv(helperBrokerEnv))}
+	switch os.Getenv(helperModeEnv) {
+	case "direct":
+		opts = append(opts, Mode(DirectOnly))
+	case "broker":
+		opts = append(opts, Mode(BrokerOnly))
+	}
+	dev, err := Create("fd00:99::1/64", opts...)
 	if err == nil {
-		fmt.Printf("RESULT ok %s\n", dev.Name())
+		// ip, run by this unprivileged process, reports the device up.
+		out, _ := exec.Command("ip", "-o", "link", "show", "dev", dev.Name()).CombinedOutput()
+		fmt.Printf("RESULT ok %s up=%v fallback=%v\n", dev.Name(), strings.Contains(string(out), ",UP"), dev.Fallback())
 		dev.Close()
 		os.Exit(0)
 	}

@@ -199,6 +199,59 @@ func Adopt(fd int) (*Device, error) {
 	return d, nil
 }
 
+// AdoptQueues takes over several descriptors of one multi-queue device
+// (for example the queues a broker created and passed over), as Adopt does
+// for one: each must be a TUN/TAP fd of the same interface. On success the
+// Device has one queue per fd, in order, and the originals are closed. On
+// error they all stay open, though a check that failed late may have made
+// some of them non-blocking (O_NONBLOCK belongs to the shared open file).
+func AdoptQueues(fds []int) (*Device, error) {
+	if len(fds) == 0 {
+		return nil, &OpError{Op: "adopt queues", Err: fmt.Errorf("%w: no descriptors", unix.EINVAL)}
+	}
+	name, _, err := Inspect(fds[0])
+	if err != nil {
+		return nil, err
+	}
+	for i, fd := range fds[1:] {
+		other, _, err := Inspect(fd)
+		if err != nil {
+			return nil, err
+		}
+		if other != name {
+			return nil, &OpError{Op: "adopt queues", Name: name, Err: fmt.Errorf("%w: descriptor %d belongs to %s", unix.EINVAL, i+1, other)}
+		}
+	}
+	// Adopt duplicates of the originals, so that a failure halfway leaves
+	// every original open; close them only once all are adopted.
+	var d *Device
+	for _, fd := range fds {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err == nil {
+			var one *Device
+			if one, err = Adopt(dup); err != nil {
+				unix.Close(dup)
+			} else if d == nil {
+				d = one
+			} else {
+				q := one.first
+				q.dev = d
+				d.queues = append(d.queues, q)
+			}
+		}
+		if err != nil {
+			if d != nil {
+				d.Close()
+			}
+			return nil, &OpError{Op: "adopt queues", Name: name, Err: err}
+		}
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	return d, nil
+}
+
 // Inspect reports the interface name and IFF_* flags of fd (TUNGETIFF)
 // without taking it over or changing it, so a caller can look the device
 // up before deciding to Adopt it. Errors are as Adopt's. The flags carry

@@ -1199,3 +1199,45 @@ func TestConcurrentClose(t *testing.T) {
 		t.Errorf("AddQueue after Close = %v, want os.ErrClosed", err)
 	}
 }
+
+// AdoptQueues takes several queue fds of one device, all or nothing.
+func TestAdoptQueues(t *testing.T) {
+	ns := netnstest.New(t)
+	const mq = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE
+	fds := []int{rawOpen(t, ns, "tdrmqa", mq), rawOpen(t, ns, "tdrmqa", mq), rawOpen(t, ns, "tdrmqa", mq)}
+	other := rawOpen(t, ns, "tdrmqb", mq)
+	defer unix.Close(other)
+
+	// A foreign fd in the set: refused, every fd still open.
+	before := netnstest.OpenFDs(t)
+	if _, err := tun.AdoptQueues([]int{fds[0], other}); !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "tdrmqb") {
+		t.Errorf("mixed devices: %v", err)
+	}
+	netnstest.CheckNoFDLeak(t, before)
+	for _, fd := range append(fds, other) {
+		fcntl(t, fd, unix.F_GETFD) // fails the test if fd was closed
+	}
+
+	dev, err := tun.AdoptQueues(fds)
+	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	for _, fd := range fds {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("original fd %d still open", fd)
+		}
+	}
+	if n := len(dev.Queues()); n != 3 || dev.Name() != "tdrmqa" {
+		t.Errorf("%s with %d queues, want tdrmqa with 3", dev.Name(), n)
+	}
+	if at, dis := queueCounts(t, ns, "tdrmqa"); at != 3 || dis != 0 {
+		t.Errorf("ip: %d attached, %d disabled", at, dis)
+	}
+	if _, err := tun.AdoptQueues(nil); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("no fds: %v", err)
+	}
+}

@@ -30,6 +30,9 @@ func Open(cfg Config) (*Device, error) { return nil, notSupported("open /dev/net
 // fd untouched.
 func Adopt(fd int) (*Device, error) { return nil, notSupported("TUNGETIFF") }
 
+// AdoptQueues fails with an *OpError wrapping ErrNotSupported on this OS.
+func AdoptQueues(fds []int) (*Device, error) { return nil, notSupported("TUNGETIFF") }
+
 // Inspect fails with an *OpError wrapping ErrNotSupported on this OS.
 func Inspect(fd int) (string, Flags, error) { return "", 0, notSupported("TUNGETIFF") }
 

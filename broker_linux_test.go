@@ -1,0 +1,121 @@
+package tundra
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tundra-go/tundra/broker"
+	"github.com/tundra-go/tundra/internal/netnstest"
+	"golang.org/x/sys/unix"
+)
+
+// startBroker runs a broker server for group 4242 whose devices are made
+// in ns, on a socket an unprivileged child can reach.
+func startBroker(t *testing.T, ns *netnstest.Namespace) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tundra-broker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tundra.sock")
+	var srv *broker.Server
+	if err := ns.Do(func() error { // the inventory's netlink socket must see ns
+		var err error
+		srv, err = broker.NewServer(broker.Config{
+			Group:  "4242",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Create: func(ctx context.Context, r broker.Request) (broker.Created, error) {
+				var c broker.Created
+				err := ns.Do(func() error {
+					var err error
+					c, err = broker.DirectCreate(ctx, r)
+					return err
+				})
+				return c, err
+			},
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := srv.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return path
+}
+
+// An unprivileged member gets its device through the broker, and learns
+// why; the device goes with its descriptors.
+func TestCreateFallsBackToBroker(t *testing.T) {
+	ns := netnstest.New(t)
+	path := startBroker(t, ns)
+	bin := netnstest.HelperBinary(t)
+	member := netnstest.Child{Bin: bin, Run: "TestHelperCreate", Uid: 4243, Gid: 4243, Groups: []uint32{4242},
+		Caps: []uintptr{unix.CAP_DAC_OVERRIDE}, Env: []string{helperEnv + "=tunbrok", helperBrokerEnv + "=" + path}}
+	got := member.RunIn(t, ns)
+	if !strings.HasPrefix(got, "RESULT ok tunbrok up=true fallback=") || !strings.Contains(got, "operation not permitted") {
+		t.Errorf("member through the broker: %s; want the device, up, with the EPERM that caused the fallback", got)
+	}
+	requireGone(t, ns, "tunbrok")
+
+	// Forced direct: EPERM, and no word of the broker.
+	member.Env = append(member.Env, helperModeEnv+"=direct")
+	if got := member.RunIn(t, ns); !strings.Contains(got, "RESULT err EPERM") || strings.Contains(got, "broker") {
+		t.Errorf("forced direct: %s", got)
+	}
+	// Forced broker: served, with no fallback reason.
+	member.Env[len(member.Env)-1] = helperModeEnv + "=broker"
+	if got := member.RunIn(t, ns); !strings.HasPrefix(got, "RESULT ok tunbrok up=true fallback=<nil>") {
+		t.Errorf("forced broker: %s", got)
+	}
+	// Both refused: the error says why each failed.
+	outsider := member
+	outsider.Groups, outsider.Env = nil, []string{helperEnv + "=tunbrok", helperBrokerEnv + "=" + path}
+	got = outsider.RunIn(t, ns)
+	if !strings.Contains(got, "RESULT err EPERM") || !strings.Contains(got, "directly: ") || !strings.Contains(got, "through the broker: ") || !strings.Contains(got, "unauthorized") {
+		t.Errorf("non-member: %s; want both reasons", got)
+	}
+	requireGone(t, ns, "tunbrok")
+}
+
+// Root may force the broker too; options the broker cannot carry are
+// refused before asking it.
+func TestCreateViaBrokerAsRoot(t *testing.T) {
+	ns := netnstest.New(t)
+	path := startBroker(t, ns)
+	dev := createIn(t, ns, "fd00:98::1/64", Mode(BrokerOnly), BrokerSocket(path), Queues(2), Name("tunroot"))
+	if dev.Fallback() != nil || len(dev.Fds()) != 2 || dev.Name() != "tunroot" {
+		t.Errorf("via broker: fallback %v, %d fds, name %s", dev.Fallback(), len(dev.Fds()), dev.Name())
+	}
+	if l, err := ns.LinkByName("tunroot"); err != nil || !l.HasFlag("UP") || l.Index != dev.Index() {
+		t.Errorf("ip: %+v, %v", l, err)
+	}
+	a := onlyAddr(t, ns, "tunroot", "inet6")
+	if a.Local != "fd00:98::1" || a.PrefixLen != 64 {
+		t.Errorf("ip addr %+v", a)
+	}
+	dev.Close()
+	requireGone(t, ns, "tunroot")
+
+	err := createErrIn(ns, "fd00:98::1/64", Mode(BrokerOnly), BrokerSocket(path), Persist())
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "not available through the broker") {
+		t.Errorf("persist through the broker: %v", err)
+	}
+	err = createErrIn(ns, "fd00:98::1/64", Mode(BrokerOnly), BrokerSocket(filepath.Join(t.TempDir(), "none.sock")))
+	if err == nil || !strings.Contains(err.Error(), "none.sock") {
+		t.Errorf("missing broker: %v", err)
+	}
+}

@@ -1,0 +1,68 @@
+package tundra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tundra-go/tundra/broker"
+	"golang.org/x/sys/unix"
+)
+
+// create carries out a checked request in the mode it asks for. See
+// Create.
+func create(s spec) (*Device, error) {
+	switch s.mode {
+	case DirectOnly:
+		return createDirect(s)
+	case BrokerOnly:
+		return createBrokered(s, nil)
+	}
+	dev, err := createDirect(s)
+	if err == nil || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
+		return dev, err
+	}
+	dev, berr := createBrokered(s, err)
+	if berr != nil {
+		return nil, &Error{Op: "create", Name: s.tun.Name, Err: fmt.Errorf("directly: %w; and through the broker: %w", cause(err), cause(berr))}
+	}
+	return dev, nil
+}
+
+// cause strips this package's *Error wrapper, to nest an error in another
+// without repeating "tundra: create".
+func cause(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil {
+		if e.Arg != "" {
+			return fmt.Errorf("%s: %w", e.Arg, e.Err)
+		}
+		return e.Err
+	}
+	return err
+}
+
+// createBrokered asks the broker for the device and adopts the
+// descriptors it sends; reason is the direct attempt's error, if any.
+func createBrokered(s spec, reason error) (*Device, error) {
+	switch {
+	case s.persist, s.owner >= 0, s.group >= 0:
+		return nil, argError("persist", errors.New("persistence, owner and group are not available through the broker: its devices live exactly as long as the client's descriptors"))
+	case s.keepDAD:
+		return nil, argError("keep DAD", errors.New("the broker always marks IPv6 addresses NODAD"))
+	}
+	req := broker.Request{Addr: s.prefix(), Peer: s.peer, MTU: s.mtu, Name: s.tun.Name, TAP: s.tun.TAP,
+		PacketInfo: s.tun.PacketInfo, Queues: s.queues, Exclusive: s.tun.Exclusive}
+	c := &broker.Client{Path: s.broker}
+	created, err := c.Create(context.Background(), req)
+	if err != nil {
+		return nil, &Error{Op: "create", Name: s.tun.Name, Err: err}
+	}
+	d, err := adoptBrokered(s, created)
+	if err != nil {
+		created.Close()
+		return nil, &Error{Op: "create", Name: created.Name, Err: fmt.Errorf("adopting the broker's descriptors: %w", err)}
+	}
+	d.fallback = reason
+	return d, nil
+}
