@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +40,7 @@ func startBroker(t *testing.T, ns *netnstest.Namespace) string {
 				var c broker.Created
 				err := ns.Do(func() error {
 					var err error
-					c, err = broker.DirectCreate(ctx, r)
+					c, err = BrokerCreate(ctx, r)
 					return err
 				})
 				return c, err
@@ -117,5 +119,57 @@ func TestCreateViaBrokerAsRoot(t *testing.T) {
 	err = createErrIn(ns, "fd00:98::1/64", Mode(BrokerOnly), BrokerSocket(filepath.Join(t.TempDir(), "none.sock")))
 	if err == nil || !strings.Contains(err.Error(), "none.sock") {
 		t.Errorf("missing broker: %v", err)
+	}
+}
+
+// BrokerCreate leaves nothing behind when it fails, and configures what it
+// is asked to, exclusively.
+func TestBrokerCreate(t *testing.T) {
+	ns := netnstest.New(t)
+	before := netnstest.OpenFDs(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := ns.Do(func() error {
+		_, err := BrokerCreate(ctx, broker.Request{Addr: netip.MustParsePrefix("fd00:1::1/64"), Name: "dc0", Queues: 2})
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled: %v", err)
+	}
+	netnstest.CheckNoFDLeak(t, before)
+	if ls, _ := ns.Links(); len(ls) != 1 {
+		t.Errorf("links after a failed BrokerCreate: %+v", ls)
+	}
+	var cr broker.Created
+	err = ns.Do(func() (err error) {
+		cr, err = BrokerCreate(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fd00:1::1/64"), Name: "dc%d", TAP: true, Queues: 3, MTU: 1500})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	if cr.Name != "dc0" || len(cr.Fds) != 3 {
+		t.Errorf("BrokerCreate = %+v", cr)
+	}
+	for _, fd := range cr.Fds {
+		name, flags, err := tun.Inspect(fd)
+		if err != nil || name != "dc0" || flags&tun.FlagTAP == 0 || flags&tun.FlagMultiQueue == 0 {
+			t.Errorf("fd %d: %s %v %v", fd, name, flags, err)
+		}
+		if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 || fd < 3 {
+			t.Errorf("fd %d not close-on-exec or below 3", fd)
+		}
+	}
+	// Exclusive: the name in use is refused, the device untouched.
+	err = ns.Do(func() error {
+		_, err := BrokerCreate(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fd00:2::1/64"), Name: "dc0", TAP: true})
+		return err
+	})
+	if !errors.Is(err, unix.EBUSY) {
+		t.Errorf("name in use: %v, want EBUSY", err)
+	}
+	if l, err := ns.LinkByName("dc0"); err != nil || !l.HasFlag("UP") {
+		t.Errorf("existing device changed: %+v %v", l, err)
 	}
 }

@@ -66,3 +66,53 @@ func createBrokered(s spec, reason error) (*Device, error) {
 	d.fallback = reason
 	return d, nil
 }
+
+// BrokerCreate is the broker's creator, what cmd/tundra-server runs for
+// every request it allows (broker.Config.Create): it creates the device r
+// describes directly, the way Create does, but always exclusively, so a
+// client is never attached to a device that existed before, and it returns
+// close-on-exec duplicates of the queue descriptors, keeping none: the
+// device lives exactly as long as the client holds them. The device is made
+// in the network namespace of the calling goroutine's thread. On any error
+// nothing is left behind. Safe from any goroutine; needs CAP_NET_ADMIN.
+func BrokerCreate(ctx context.Context, r broker.Request) (broker.Created, error) {
+	if err := ctx.Err(); err != nil {
+		return broker.Created{}, err
+	}
+	opts := []Option{Name(r.Name), Exclusive(), Mode(DirectOnly)}
+	if r.Peer.IsValid() {
+		opts = append(opts, Peer(r.Peer))
+	}
+	if r.MTU != 0 {
+		opts = append(opts, MTU(r.MTU))
+	}
+	if r.TAP {
+		opts = append(opts, TAP())
+	}
+	if r.PacketInfo {
+		opts = append(opts, PacketInfo())
+	}
+	if r.Queues > 1 {
+		opts = append(opts, Queues(r.Queues))
+	}
+	dev, err := Create(r.Addr, opts...)
+	if err != nil {
+		return broker.Created{}, err
+	}
+	// Our own descriptors go whatever happens; the client gets duplicates.
+	defer dev.Close()
+	out := broker.Created{Name: dev.Name(), Index: dev.Index()}
+	for _, fd := range dev.Fds() {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			out.Close()
+			return broker.Created{}, &Error{Op: "create", Name: dev.Name(), Err: fmt.Errorf("duplicating a queue: %w", err)}
+		}
+		out.Fds = append(out.Fds, dup)
+	}
+	if err := ctx.Err(); err != nil {
+		out.Close()
+		return broker.Created{}, err
+	}
+	return out, nil
+}

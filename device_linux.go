@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/loop"
@@ -204,7 +205,47 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := step("up"); err != nil {
 		return nil, fail("up", err)
 	}
+	within := usableWithin
+	if s.keepDAD {
+		within = dadWithin
+	}
+	if err := waitUsable(c, s.local, within); err != nil {
+		return nil, fail("address "+s.local.String(), err)
+	}
 	return newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo), nil
+}
+
+// usableWithin bounds how long Create waits for the kernel to take an
+// address into use; dadWithin, when duplicate address detection runs
+// (KeepDAD), which takes a second by default (net.ipv6.conf.*.retrans_time_ms
+// per probe, dad_transmits probes).
+const (
+	usableWithin = 2 * time.Second
+	dadWithin    = 10 * time.Second
+)
+
+// waitUsable returns once the kernel delivers packets for addr locally. An
+// IPv4 address is usable when it is added; an IPv6 one only once the
+// kernel's address work queue has run (addrconf_dad_work, even with
+// IFA_F_NODAD) and installed its local route: a packet that arrives before
+// is dropped as not addressed to this host (Ip6InAddrErrors). Create
+// promises a usable address, so it asks the routing table, as `ip route
+// get` would, until the answer is "local".
+func waitUsable(c *nl.Conn, addr netip.Addr, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
+		r, err := c.RouteGet(addr)
+		if err == nil && r.Type == nl.RouteLocal {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("the kernel still routes it as type %d, not local", r.Type)
+			}
+			return fmt.Errorf("not usable after %v: %w", within, err)
+		}
+		time.Sleep(pause)
+	}
 }
 
 // Adopt takes over fd, a TUN or TAP descriptor opened elsewhere (passed

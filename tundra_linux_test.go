@@ -568,3 +568,14 @@ func TestAdoptRefusals(t *testing.T) {
 		})
 	}
 }
+
+// With duplicate address detection kept, Create waits for it: the address
+// is no longer tentative when Create returns.
+func TestCreateKeepDADWaits(t *testing.T) {
+	ns := netnstest.New(t)
+	createIn(t, ns, "fd00:dad::1/64", TAP(), KeepDAD(), Name("tdrdad"))
+	a := onlyAddr(t, ns, "tdrdad", "inet6")
+	if a.Tentative || a.NoDAD {
+		t.Errorf("address %+v: want DAD done (not tentative, not nodad)", a)
+	}
+}

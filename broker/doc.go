@@ -4,7 +4,8 @@
 // A Server runs as root (or with CAP_NET_ADMIN and CAP_CHOWN), listens on a
 // Unix socket (DefaultSocketPath), and for every authorized connection
 // decodes one create request, checks it against a Policy, creates the
-// device with an injected CreateFunc (DirectCreate on Linux), and hands the
+// device with an injected CreateFunc (tundra.BrokerCreate in cmd/tundra-server),
+// and hands the
 // device's queue descriptors back with SCM_RIGHTS. The server closes its own
 // copies at once: the device lives exactly as long as the client holds a
 // descriptor of it.
@@ -45,7 +46,7 @@
 // # Threads and namespaces
 //
 // Devices are created in the network namespace of the thread that runs the
-// CreateFunc. DirectCreate locks its goroutine to one thread for the whole
-// sequence, so in an ordinary single-namespace daemon every device lands in
-// the daemon's namespace.
+// CreateFunc. tundra.BrokerCreate locks its goroutine to one thread for the
+// whole sequence, so in an ordinary single-namespace daemon every device
+// lands in the daemon's namespace.
 package broker

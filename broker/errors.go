@@ -58,8 +58,8 @@ func (s Status) String() string {
 	return "status " + strconv.Itoa(int(s))
 }
 
-// ErrNotSupported is wrapped by the errors of Client.Create and
-// DirectCreate on systems where they have no implementation.
+// ErrNotSupported is wrapped by the errors of Client.Create on systems
+// where it has no implementation.
 var ErrNotSupported = errors.New("not supported on this operating system")
 
 // ErrProtocol is wrapped by client errors caused by a response that breaks
@@ -68,8 +68,7 @@ var ErrNotSupported = errors.New("not supported on this operating system")
 // device.
 var ErrProtocol = errors.New("broker protocol violation")
 
-// Error is the error type of the Client (and of DirectCreate's argument
-// checks). It names the operation and the socket, and carries either the
+// Error is the error type of the Client. It names the operation and the socket, and carries either the
 // server's answer (Status, Message, Errno) or a local cause (Err).
 //
 // errors.Is(err, fs.ErrPermission) is true for StatusUnauthorized and
@@ -78,11 +77,10 @@ var ErrProtocol = errors.New("broker protocol violation")
 // unix.EBUSY) and the like match the server's errno. An *Error is not
 // modified after it is returned and may be shared between goroutines.
 type Error struct {
-	// Op is the operation: "validate", "dial", "send", "receive",
-	// "create" (the server answered with a failure status) or, for
-	// DirectCreate, the step that failed.
+	// Op is the operation: "validate", "dial", "send", "receive" or
+	// "create" (the server answered with a failure status).
 	Op string
-	// Path is the socket path, or the interface name for DirectCreate.
+	// Path is the socket path.
 	Path string
 	// Status is the server's status when it answered, and StatusOK when
 	// the failure is local (then Err is set).

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/tun"
 )
@@ -60,7 +61,7 @@ func ExampleClient_Open() {
 // A minimal daemon: what cmd/tundra-server does, without its flags.
 func ExampleServer() {
 	srv, err := broker.NewServer(broker.Config{
-		Create: broker.DirectCreate,
+		Create: tundra.BrokerCreate,
 		Group:  "tundra",
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/nl"
@@ -217,7 +218,7 @@ func startServer(t *testing.T, mod func(*broker.Config)) *testServer {
 	pol := broker.DefaultPolicy()
 	cfg := broker.Config{
 		Create: func(ctx context.Context, r broker.Request) (c broker.Created, err error) {
-			err = ns.Do(func() error { c, err = broker.DirectCreate(ctx, r); return err })
+			err = ns.Do(func() error { c, err = tundra.BrokerCreate(ctx, r); return err })
 			return c, err
 		},
 		Policy:     &pol,

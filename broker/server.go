@@ -50,7 +50,7 @@ var ErrServerClosed = errors.New("broker: server closed")
 // once and keeps copies (of the Policy too), so it may be reused or changed
 // afterwards.
 type Config struct {
-	// Create makes the devices: DirectCreate in production. Required.
+	// Create makes the devices: tundra.BrokerCreate in production. Required.
 	Create CreateFunc
 	// Policy limits what members may ask for; nil means DefaultPolicy.
 	// Root is not subject to it.

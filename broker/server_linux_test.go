@@ -21,9 +21,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/netnstest"
-	"github.com/tundra-go/tundra/tun"
 )
 
 func jsonEnv(t *testing.T, name string, v any) string {
@@ -253,7 +253,7 @@ func TestListenHasNoWindow(t *testing.T) {
 	if _, err := unix.InotifyAddWatch(ino, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_ATTRIB); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := broker.NewServer(broker.Config{Create: broker.DirectCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
+	srv, err := broker.NewServer(broker.Config{Create: tundra.BrokerCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestListenHasNoWindow(t *testing.T) {
 	}
 	stale.SetUnlinkOnClose(false)
 	stale.Close()
-	srv, err = broker.NewServer(broker.Config{Create: broker.DirectCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
+	srv, err = broker.NewServer(broker.Config{Create: tundra.BrokerCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestListenHasNoWindow(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	srv, err = broker.NewServer(broker.Config{Create: broker.DirectCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
+	srv, err = broker.NewServer(broker.Config{Create: tundra.BrokerCreate, Group: fmt.Sprint(tundraGID), Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -709,58 +709,6 @@ func TestRootClient(t *testing.T) {
 	dev.Close()
 	cr.Close()
 	ts.waitLinks(t)
-}
-
-// DirectCreate leaves nothing behind when it fails after creating the
-// device, and configures what it is asked to.
-func TestDirectCreate(t *testing.T) {
-	ns := netnstest.New(t)
-	before := netnstest.OpenFDs(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := ns.Do(func() error {
-		_, err := broker.DirectCreate(ctx, broker.Request{Addr: pfx("fd00:1::1/64"), Name: "dc0", Queues: 2})
-		return err
-	})
-	var be *broker.Error
-	if !errors.As(err, &be) || be.Op != "create: configure" || be.Path != "dc0" || !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled DirectCreate: %v", err)
-	}
-	netnstest.CheckNoFDLeak(t, before)
-	if ls, _ := ns.Links(); len(ls) != 1 {
-		t.Errorf("links after a failed DirectCreate: %+v", ls)
-	}
-
-	var cr broker.Created
-	err = ns.Do(func() (err error) {
-		cr, err = broker.DirectCreate(context.Background(), broker.Request{Addr: pfx("fd00:1::1/64"), Name: "dc%d", TAP: true, Queues: 3, MTU: 1500})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cr.Name != "dc0" || len(cr.Fds) != 3 {
-		t.Errorf("DirectCreate = %+v", cr)
-	}
-	for _, fd := range cr.Fds {
-		name, flags, err := tun.Inspect(fd)
-		if err != nil || name != "dc0" || flags&tun.FlagTAP == 0 || flags&tun.FlagMultiQueue == 0 {
-			t.Errorf("fd %d: %s %v %v", fd, name, flags, err)
-		}
-	}
-	cr.Close()
-	netnstest.CheckNoFDLeak(t, before)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ls, _ := ns.Links()
-		if len(ls) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("device not gone: %+v", ls)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Shutdown waits for connections in progress, and when its context ends

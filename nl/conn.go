@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -374,6 +375,34 @@ func (c *Conn) AddRoute(r Route) error {
 	}
 	_, err := c.execute(op, rtmNewRoute, nlmFCreate|nlmFExcl, routeRequest(r, true), modeAck)
 	return err
+}
+
+// RouteGet asks the kernel how it would route a packet to dst (RTM_GETROUTE,
+// as `ip route get` does). A destination the host cannot reach is an *Error
+// wrapping the kernel's errno (ENETUNREACH, EHOSTUNREACH). Safe from any
+// goroutine.
+func (c *Conn) RouteGet(dst netip.Addr) (RouteLookup, error) {
+	const op = "routeget"
+	if !dst.IsValid() {
+		return RouteLookup{}, invalid(op, "dst is the zero netip.Addr")
+	}
+	if err := checkIP(op, "dst", dst); err != nil {
+		return RouteLookup{}, err
+	}
+	msgs, err := c.execute(op, rtmGetRoute, 0, routeGetRequest(dst), modeGet)
+	if err != nil {
+		return RouteLookup{}, err
+	}
+	for _, m := range msgs {
+		if m.Header.Type == rtmNewRoute {
+			r, err := parseRouteLookup(m.Data)
+			if err != nil {
+				return RouteLookup{}, &Error{Op: op, Err: err}
+			}
+			return r, nil
+		}
+	}
+	return RouteLookup{}, &Error{Op: op, Err: malformed("no route message in the reply")}
 }
 
 // DeleteRoute removes the route matching r's destination, table and, when

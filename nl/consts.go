@@ -49,6 +49,7 @@ const (
 	rtmGetAddr  = 22 // RTM_GETADDR
 	rtmNewRoute = 24 // RTM_NEWROUTE
 	rtmDelRoute = 25 // RTM_DELROUTE
+	rtmGetRoute = 26 // RTM_GETROUTE
 
 	rtnUnicast = 1 // RTN_UNICAST
 

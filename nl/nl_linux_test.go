@@ -3,10 +3,12 @@ package nl
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"golang.org/x/sys/unix"
@@ -650,5 +652,70 @@ func TestKernelExtAckOffset(t *testing.T) {
 	t.Logf("2-byte IFLA_MTU: errno %v, ext-ack %q, offset %d", ne.Errno, ne.Message, ne.Offset)
 	if want := uint32(nlmsgHdrLen + sizeofIfInfomsg); ne.Offset != 0 && ne.Offset != want {
 		t.Errorf("offset %d, want %d (the IFLA_MTU attribute)", ne.Offset, want)
+	}
+}
+
+// RouteGet answers as `ip route get` does: local for the host's own
+// address, unicast through the link for a neighbour, an error for what is
+// unreachable.
+func TestKernelRouteGet(t *testing.T) {
+	ns := netnstest.New(t)
+	for _, args := range [][]string{
+		{"tuntap", "add", "dev", "rg0", "mode", "tun"},
+		{"link", "set", "rg0", "up"},
+		{"addr", "add", "10.8.0.1/24", "dev", "rg0"},
+		{"-6", "addr", "add", "fd08::1/64", "dev", "rg0", "nodad"},
+	} {
+		if out, err := ns.Output("ip", args...); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	l, err := ns.LinkByName("rg0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lo netnstest.Link
+	if lo, err = ns.LinkByName("lo"); err != nil {
+		t.Fatal(err)
+	}
+	err = ns.Do(func() error {
+		c, err := Dial()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		waitLocal := func(a string) RouteLookup {
+			// IPv6 installs an address's local route from a work queue:
+			// give it a moment, as Create does.
+			var r RouteLookup
+			for range 200 {
+				if r, err = c.RouteGet(netip.MustParseAddr(a)); err == nil && r.Type == RouteLocal {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			return r
+		}
+		for _, a := range []string{"10.8.0.1", "fd08::1"} {
+			if r := waitLocal(a); r.Type != RouteLocal || r.Index != lo.Index {
+				t.Errorf("%s: %+v, want local through lo (%d)", a, r, lo.Index)
+			}
+		}
+		for _, a := range []string{"10.8.0.9", "fd08::9"} {
+			r, err := c.RouteGet(netip.MustParseAddr(a))
+			if err != nil || r.Type != RouteUnicast || r.Index != l.Index {
+				t.Errorf("%s: %+v, %v; want unicast through rg0 (%d)", a, r, err, l.Index)
+			}
+		}
+		if _, err := c.RouteGet(netip.MustParseAddr("192.0.2.1")); !errors.Is(err, unix.ENETUNREACH) {
+			t.Errorf("unroutable: %v, want ENETUNREACH", err)
+		}
+		if _, err := c.RouteGet(netip.Addr{}); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("zero address: %v, want EINVAL", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -119,3 +119,65 @@ func routeRequest(r Route, add bool) []byte {
 	e.u32(rtaTable, table)
 	return e.b
 }
+
+// Route types (enum in include/uapi/linux/rtnetlink.h), as RouteGet reports
+// them.
+const (
+	RouteUnicast     = 1 // RTN_UNICAST: forwarded through a link
+	RouteLocal       = 2 // RTN_LOCAL: delivered to this host
+	RouteBroadcast   = 3 // RTN_BROADCAST
+	RouteMulticast   = 5 // RTN_MULTICAST
+	RouteBlackhole   = 6 // RTN_BLACKHOLE
+	RouteUnreachable = 7 // RTN_UNREACHABLE
+	RouteProhibit    = 8 // RTN_PROHIBIT
+)
+
+// RouteLookup is the kernel's routing decision for one destination.
+type RouteLookup struct {
+	// Type is the route type: RouteLocal when the destination is one of
+	// this host's addresses, ready to receive; RouteUnicast when it leaves
+	// through Index.
+	Type uint8
+	// Index is the link the decision names (RTA_OIF); for a local address,
+	// the loopback link.
+	Index int
+	// Table is the table the route came from.
+	Table uint32
+}
+
+// routeGetRequest builds an RTM_GETROUTE for one address.
+func routeGetRequest(dst netip.Addr) []byte {
+	m := rtmsg{Family: family(dst), DstLen: uint8(dst.BitLen())}
+	e := encoder{b: m.marshal()}
+	e.bytes(rtaDst, ipBytes(dst))
+	return e.b
+}
+
+// parseRouteLookup reads the RTM_NEWROUTE that answers an RTM_GETROUTE.
+func parseRouteLookup(b []byte) (RouteLookup, error) {
+	if len(b) < sizeofRtmsg {
+		return RouteLookup{}, malformed("route message of %d bytes, want at least %d", len(b), sizeofRtmsg)
+	}
+	r := RouteLookup{Type: b[7], Table: uint32(b[4])}
+	attrs, err := parseAttrs(b[sizeofRtmsg:])
+	if err != nil {
+		return RouteLookup{}, err
+	}
+	for _, at := range attrs {
+		switch at.kind() {
+		case rtaOIF:
+			v, err := attrU32(at)
+			if err != nil {
+				return RouteLookup{}, err
+			}
+			r.Index = int(v)
+		case rtaTable:
+			v, err := attrU32(at)
+			if err != nil {
+				return RouteLookup{}, err
+			}
+			r.Table = v
+		}
+	}
+	return r, nil
+}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
 )
 
@@ -95,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := slog.New(handler)
 
 	srv, err := broker.NewServer(broker.Config{
-		Create:         broker.DirectCreate,
+		Create:         tundra.BrokerCreate,
 		Policy:         &policy,
 		Group:          *group,
 		SocketMode:     os.FileMode(m),

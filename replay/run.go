@@ -1,0 +1,690 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/tun"
+)
+
+// Pace says when Run writes each packet.
+type Pace int
+
+const (
+	// PaceCaptured keeps the gaps between packets that the capture
+	// recorded, divided by Options.Speed and capped by Options.MaxGap.
+	PaceCaptured Pace = iota
+	// PaceFast writes every packet as soon as the device takes it.
+	PaceFast
+)
+
+// String gives "captured" or "fast".
+func (p Pace) String() string {
+	if p == PaceFast {
+		return "fast"
+	}
+	return "captured"
+}
+
+// ChecksumPolicy says what Run does with the checksums of the packets it
+// writes.
+type ChecksumPolicy int
+
+const (
+	// ChecksumFix recomputes every checksum that can be computed (see
+	// FixChecksums), except in the packets Options.KeepBadChecksums names,
+	// which are treated as under ChecksumPreserve.
+	ChecksumFix ChecksumPolicy = iota
+	// ChecksumPreserve leaves checksums as captured; when addresses are
+	// rewritten, it updates them so that right ones stay right and wrong
+	// ones stay wrong.
+	ChecksumPreserve
+)
+
+// String gives "fix" or "preserve", as expectation files spell them.
+func (c ChecksumPolicy) String() string {
+	if c == ChecksumPreserve {
+		return "preserve"
+	}
+	return "fix"
+}
+
+// Verdict is what became of one record of the capture.
+type Verdict string
+
+// Verdicts, from the most to the least telling. A written packet gets the
+// first that applies: answered, dropped, delivered, queued, accepted (or
+// written, when the kernel's counters could not be read).
+const (
+	VerdictSkipped   Verdict = "skipped"   // not written (see Outcome.Skip)
+	VerdictRefused   Verdict = "refused"   // write(2) on the device failed (see Outcome.Errno)
+	VerdictAnswered  Verdict = "answered"  // the kernel sent something back (see Outcome.Answers)
+	VerdictDropped   Verdict = "dropped"   // a drop or error counter rose (see Outcome.Counters)
+	VerdictDelivered Verdict = "delivered" // a UDP datagram reached a socket
+	VerdictQueued    Verdict = "queued"    // a fragment waits for the rest of its datagram
+	VerdictAccepted  Verdict = "accepted"  // taken in, with no answer and no counted drop
+	VerdictWritten   Verdict = "written"   // written; its fate is unknown (counters unavailable)
+)
+
+// SkipCanceled marks records Run did not write because it was stopped.
+const SkipCanceled SkipReason = "canceled"
+
+// Outcome is what became of one record of the capture. Run fills it on the
+// loop's thread; the caller gets a copy in Summary.Packets.
+type Outcome struct {
+	Number    int        // 1-based record number in the capture
+	Captured  time.Time  // the record's timestamp
+	Sent      time.Time  // when it was written (zero if it was not)
+	Desc      string     // Describe of the packet as written, or of the skipped record
+	Skip      SkipReason // why it was not written
+	Rewritten bool       // the Rewriter changed its addresses
+	Fixed     Checksums  // checksums that were wrong in the capture and were fixed
+	// Err is the write error of a refused packet, and Errno its system
+	// error number when the kernel gave one (EINVAL for a TUN packet
+	// whose version nibble is neither 4 nor 6).
+	Err      error
+	Errno    syscall.Errno
+	Answers  []Answer  // what the kernel sent back in answer
+	Counters []Counter // the kernel counters that changed while it was written
+	Verdict  Verdict
+	Data     []byte // the packet as written, when Options.KeepData is set
+
+	proto uint8 // upper-layer protocol of the packet as written
+}
+
+// Options configures Run. It is read once, when Run starts.
+type Options struct {
+	// Device is the TUN device (layer 3) to write into, already up and
+	// addressed. Run uses its first queue and reads from it too, so
+	// nothing else may read that queue while Run runs. Run does not close
+	// it.
+	Device *tun.Device
+	// Loop is the event loop that does the I/O. Nil makes Run start its
+	// own and close it when done.
+	Loop *loop.Loop
+	// Input is the capture (pcap or pcapng, possibly gzipped). If nil, Run
+	// opens File.
+	Input io.Reader
+	File  string
+	// Name labels the capture in the summary; it defaults to File.
+	Name string
+
+	Pace Pace
+	// Speed divides the captured gaps (2 replays twice as fast); <= 0
+	// means 1. MaxGap, if positive, caps each gap (after Speed).
+	Speed  float64
+	MaxGap time.Duration
+
+	// Rewrite moves the capture's addresses into the device's prefix; see
+	// RewriteConfig and Rewriter. Empty Prefixes writes addresses as
+	// captured.
+	Rewrite RewriteConfig
+
+	Checksums ChecksumPolicy
+	// KeepBadChecksums lists record numbers whose wrong checksums stay
+	// wrong under ChecksumFix.
+	KeepBadChecksums []int
+
+	// Linger is how long Run keeps reading answers after the last write;
+	// 0 means 250ms.
+	Linger time.Duration
+	// Capture, if set, receives a pcap (link type RAW) of every packet the
+	// device read during the run: the kernel's answers and its own
+	// traffic. Snaplen bounds each record (0: DefaultSnaplen).
+	Capture io.Writer
+	Snaplen int
+	// KeepData keeps the bytes of written packets and answers in the
+	// outcomes.
+	KeepData bool
+	// NoCounters skips reading the kernel's counters before and after each
+	// write: faster, but then drops and deliveries cannot be told apart.
+	NoCounters bool
+}
+
+// Summary is the result of Run: a plain value that belongs to the caller
+// once Run returns (Print and PrintPackets only read it).
+type Summary struct {
+	Name     string
+	Device   string
+	Format   Format
+	LinkType LinkType // of the file, or of its first interface
+	Started  time.Time
+	Duration time.Duration
+
+	Records   int                // records read from the capture
+	Skipped   int                // records not written
+	SkippedBy map[SkipReason]int // by reason
+	Written   int                // packets the device took
+	Refused   int                // packets the kernel refused on write
+	RefusedBy map[string]int     // by errno name ("EINVAL"), or "other"
+
+	// Fates of the written packets, by Verdict.
+	Answered, Dropped, Delivered, Queued, Accepted, Unknown int
+
+	// DeviceRead counts the packets the device read during the run;
+	// Unsolicited those of them that answer no written packet (router
+	// solicitations, MLD reports, ...).
+	DeviceRead, Unsolicited int
+
+	Mappings []AddrMapping // addresses the Rewriter moved
+	Counters []Counter     // kernel counters that changed over the whole run
+	// CountersNote says why counters are missing, when they are.
+	CountersNote string
+	Capture      RecorderStats
+	// ReadErr is the error that stopped reading from the device, if any.
+	ReadErr error
+
+	Packets []Outcome // one per record, in order
+}
+
+// Run replays a capture into a TUN device: it reads each record, takes
+// off the link-layer header, optionally rewrites the addresses and fixes
+// checksums, and writes the packet into the device on the event loop's
+// thread, paced as captured or as fast as the device takes it. Meanwhile
+// it reads everything the device carries back out, on the same loop, and
+// matches the kernel's answers to the packets that caused them. Around
+// each write it reads the kernel's counters in the device's network
+// namespace, to tell drops from deliveries.
+//
+// Run returns when every record has been written and Linger has passed, or
+// when ctx is done (then with ctx's error and the summary so far). A
+// malformed record stops the replay with an error wrapping ErrMalformed;
+// packets the kernel refuses are outcomes, not errors. Run blocks its
+// caller and is safe to call from any goroutine, but not twice at once on
+// one device.
+func Run(ctx context.Context, opts Options) (Summary, error) {
+	s := Summary{Name: opts.Name, SkippedBy: map[SkipReason]int{}, RefusedBy: map[string]int{}, Started: time.Now()}
+	if opts.Device == nil || opts.Device.Fd() < 0 {
+		return s, errors.New("replay: Options.Device must be an open TUN device")
+	}
+	s.Device = opts.Device.Name()
+	in := opts.Input
+	if in == nil {
+		if opts.File == "" {
+			return s, errors.New("replay: Options.Input or Options.File is required")
+		}
+		f, err := os.Open(opts.File)
+		if err != nil {
+			return s, fmt.Errorf("replay: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	if s.Name == "" {
+		s.Name = opts.File
+	}
+	rd, err := NewReader(in)
+	if err != nil {
+		return s, err
+	}
+	s.Format, s.LinkType = rd.Format(), rd.LinkType()
+	var rw *Rewriter
+	if len(opts.Rewrite.Prefixes) > 0 {
+		if rw, err = NewRewriter(opts.Rewrite); err != nil {
+			return s, err
+		}
+	}
+	keepBad := map[int]bool{}
+	for _, n := range opts.KeepBadChecksums {
+		keepBad[n] = true
+	}
+	speed := opts.Speed
+	if speed <= 0 {
+		speed = 1
+	}
+	linger := opts.Linger
+	if linger <= 0 {
+		linger = 250 * time.Millisecond
+	}
+
+	l := opts.Loop
+	if l == nil {
+		if l, err = loop.New(); err != nil {
+			return s, fmt.Errorf("replay: starting a loop: %w", err)
+		}
+		defer l.Close()
+	}
+	r := &runner{l: l, m: newMatcher(), keep: opts.KeepData, sem: make(chan struct{}, 1024), rbuf: make([]byte, 65536)}
+	if !opts.NoCounters {
+		kc, err := openCounters(opts.Device.Fd(), s.Device)
+		if err != nil {
+			s.CountersNote = "kernel counters unavailable: " + err.Error()
+		} else {
+			r.kc = kc
+			defer kc.close()
+		}
+	} else {
+		s.CountersNote = "kernel counters not read (Options.NoCounters)"
+	}
+	if opts.Capture != nil {
+		if r.rec, err = NewRecorder(opts.Capture, opts.Snaplen); err != nil {
+			return s, err
+		}
+	}
+	closeRec := func() error {
+		if r.rec == nil {
+			return nil
+		}
+		err := r.rec.Close()
+		s.Capture = r.rec.Stats()
+		return err
+	}
+	cfg := loop.PacketConfig{OnReady: r.onReady, Close: func() error { return nil }}
+	if on, _ := opts.Device.PacketInfo(); on {
+		cfg.Framer = piFramer{}
+	}
+	if derr := l.Do(func() { r.base = r.readCounters() }); derr != nil {
+		closeRec()
+		return s, fmt.Errorf("replay: %w", derr)
+	}
+	p, err := l.AttachPacketFD(opts.Device.Fd(), cfg)
+	if err != nil {
+		closeRec()
+		return s, fmt.Errorf("replay: attaching %s to the loop: %w", s.Device, err)
+	}
+	if derr := l.Do(func() { r.p = p }); derr != nil {
+		p.Close()
+		closeRec()
+		return s, fmt.Errorf("replay: %w", derr)
+	}
+
+	// Produce: read, prepare and schedule every record.
+	var outcomes []*Outcome
+	var runErr error
+	var base, prevTS time.Time
+	var offset time.Duration
+produce:
+	for {
+		if ctx.Err() != nil {
+			runErr = ctx.Err()
+			break
+		}
+		pkt, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			runErr = err
+			break
+		}
+		o := &Outcome{Number: pkt.Number, Captured: pkt.Timestamp}
+		outcomes = append(outcomes, o)
+		if s.LinkType == 0 {
+			s.LinkType = pkt.LinkType
+		}
+		if pkt.Skip != SkipNone {
+			o.Skip, o.Verdict, o.Desc = pkt.Skip, VerdictSkipped, fmt.Sprintf("%s record, %d bytes", pkt.LinkType, len(pkt.Frame))
+			continue
+		}
+		data := pkt.IP // pcapgo allocated the record for us alone
+		if rw != nil {
+			if o.Rewritten, err = rw.Rewrite(data); err != nil {
+				runErr = err
+				break
+			}
+		}
+		if opts.Checksums == ChecksumFix && !keepBad[pkt.Number] {
+			o.Fixed = FixChecksums(data)
+		}
+		o.Desc = Describe(data)
+		if ip, ok := parseIP(data); ok {
+			o.proto = ip.proto
+		}
+		if opts.KeepData {
+			o.Data = append([]byte(nil), data...)
+		}
+		it := &item{o: o, data: data}
+		if opts.Pace == PaceCaptured {
+			if base.IsZero() {
+				base, prevTS = time.Now(), pkt.Timestamp
+			}
+			gap := max(pkt.Timestamp.Sub(prevTS), 0)
+			prevTS = pkt.Timestamp
+			gap = time.Duration(float64(gap) / speed)
+			if opts.MaxGap > 0 && gap > opts.MaxGap {
+				gap = opts.MaxGap
+			}
+			offset += gap
+			it.due = base.Add(offset)
+		}
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			runErr = ctx.Err()
+			break produce
+		}
+		if err := post(l, func() { r.schedule(it) }); err != nil {
+			<-r.sem
+			runErr = fmt.Errorf("replay: %w", err)
+			break
+		}
+	}
+	if runErr == nil {
+		// Wait until every packet is written: the loop gives back a
+		// token for each.
+		for i := 0; i < cap(r.sem) && runErr == nil; i++ {
+			select {
+			case r.sem <- struct{}{}:
+			case <-ctx.Done():
+				runErr = ctx.Err()
+			}
+		}
+		if runErr == nil {
+			select {
+			case <-time.After(linger):
+			case <-ctx.Done():
+				runErr = ctx.Err()
+			}
+		}
+	}
+	var final counterSet
+	derr := l.Do(func() {
+		r.stop()
+		final = r.readCounters()
+	})
+	cerr := p.Close()
+	if derr != nil && runErr == nil {
+		runErr = fmt.Errorf("replay: %w", derr)
+	}
+	if cerr != nil && runErr == nil {
+		runErr = fmt.Errorf("replay: detaching from the loop: %w", cerr)
+	}
+	if err := closeRec(); err != nil && runErr == nil {
+		runErr = err
+	}
+	// The loop is done with the outcomes (Do and Close returned).
+	if r.kc != nil && r.base != nil && final != nil {
+		s.Counters = diff(r.base, final)
+	} else if r.kc != nil && s.CountersNote == "" {
+		s.CountersNote = "kernel counters unavailable: " + fmt.Sprint(r.counterErr)
+	}
+	s.DeviceRead, s.Unsolicited, s.ReadErr = r.read, r.unsolicited, r.readErr
+	if rw != nil {
+		s.Mappings = rw.Mappings()
+	}
+	s.Packets = make([]Outcome, 0, len(outcomes))
+	for _, o := range outcomes {
+		s.tally(o, r.kc != nil && r.counterErr == nil)
+		s.Packets = append(s.Packets, *o)
+	}
+	s.Records = len(outcomes)
+	s.Duration = time.Since(s.Started)
+	return s, runErr
+}
+
+// tally settles a packet's verdict and counts it.
+func (s *Summary) tally(o *Outcome, counters bool) {
+	if o.Verdict == "" {
+		switch {
+		case o.Sent.IsZero():
+			o.Verdict, o.Skip = VerdictSkipped, SkipCanceled
+		case len(o.Answers) > 0:
+			o.Verdict = VerdictAnswered
+		case !counters:
+			o.Verdict = VerdictWritten
+		default:
+			o.Verdict = classify(o.Counters, o.proto)
+		}
+	}
+	switch o.Verdict {
+	case VerdictSkipped:
+		s.Skipped++
+		s.SkippedBy[o.Skip]++
+		return
+	case VerdictRefused:
+		s.Refused++
+		name := "other"
+		if o.Errno != 0 {
+			name = errnoName(o.Errno)
+		}
+		s.RefusedBy[name]++
+		return
+	}
+	s.Written++
+	switch o.Verdict {
+	case VerdictAnswered:
+		s.Answered++
+	case VerdictDropped:
+		s.Dropped++
+	case VerdictDelivered:
+		s.Delivered++
+	case VerdictQueued:
+		s.Queued++
+	case VerdictAccepted:
+		s.Accepted++
+	default:
+		s.Unknown++
+	}
+}
+
+// post queues fn on the loop, waiting while the loop's queue is full.
+func post(l *loop.Loop, fn func()) error {
+	for {
+		err := l.Post(fn)
+		if !errors.Is(err, loop.ErrQueueFull) {
+			return err
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// item is a packet on its way to the device.
+type item struct {
+	o    *Outcome
+	data []byte
+	due  time.Time // zero: now
+}
+
+// runner is Run's state on the loop. Everything but sem is loop-only.
+type runner struct {
+	l           *loop.Loop
+	p           *loop.PacketFD
+	m           *matcher
+	kc          *kernelCounters
+	counterErr  error
+	base        counterSet
+	rec         *Recorder
+	keep        bool
+	sem         chan struct{} // one token per packet between producer and device
+	timeline    []*item       // scheduled for later, in due order
+	timer       *loop.Timer
+	queue       []*item // due, waiting for the device to take them
+	stopped     bool
+	rbuf        []byte
+	read        int
+	unsolicited int
+	readErr     error
+}
+
+func (r *runner) readCounters() counterSet {
+	if r.kc == nil || r.counterErr != nil {
+		return nil
+	}
+	cs, err := r.kc.read()
+	if err != nil {
+		r.counterErr = err
+		return nil
+	}
+	return cs
+}
+
+// schedule takes a packet from the producer. Loop-only.
+func (r *runner) schedule(it *item) {
+	if r.stopped {
+		<-r.sem
+		return
+	}
+	if len(r.timeline) == 0 && !it.due.After(time.Now()) {
+		r.queue = append(r.queue, it)
+		r.pump()
+		return
+	}
+	r.timeline = append(r.timeline, it)
+	if len(r.timeline) == 1 {
+		r.arm()
+	}
+}
+
+// arm sets the timer for the head of the timeline. Loop-only.
+func (r *runner) arm() {
+	if len(r.timeline) == 0 {
+		return
+	}
+	d := time.Until(r.timeline[0].due)
+	if r.timer == nil {
+		t, err := r.l.AfterFunc(d, r.tick)
+		if err != nil {
+			r.stop() // the loop is closing
+			return
+		}
+		r.timer = t
+		return
+	}
+	if _, err := r.timer.Reset(d); err != nil {
+		r.stop()
+	}
+}
+
+// tick moves the packets that are due to the send queue. Loop-only.
+func (r *runner) tick() {
+	if r.stopped {
+		return
+	}
+	now := time.Now()
+	n := 0
+	for n < len(r.timeline) && !r.timeline[n].due.After(now) {
+		r.queue = append(r.queue, r.timeline[n])
+		r.timeline[n] = nil
+		n++
+	}
+	r.timeline = r.timeline[n:]
+	r.pump()
+	r.arm()
+}
+
+// pump writes queued packets until the queue is empty or the device is
+// full. Loop-only.
+func (r *runner) pump() {
+	for len(r.queue) > 0 && !r.stopped {
+		it := r.queue[0]
+		before := r.readCounters()
+		err := r.p.Send(it.data)
+		if errors.Is(err, loop.ErrWouldBlock) {
+			return // Writable is armed: onReady pumps again
+		}
+		o := it.o
+		o.Sent = time.Now()
+		if err != nil {
+			o.Err, o.Verdict = err, VerdictRefused
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				o.Errno = errno
+			}
+		} else {
+			r.m.sent(it.data, o)
+		}
+		if before != nil {
+			if after := r.readCounters(); after != nil {
+				o.Counters = diff(before, after)
+			}
+		}
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		<-r.sem
+		// The kernel answers within the write(2) that brought the packet
+		// in: read the answers now, so they are timed and matched before
+		// the next packet.
+		r.drain(r.p)
+	}
+}
+
+// stop drops whatever is not written yet and gives its tokens back.
+// Loop-only.
+func (r *runner) stop() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	for range len(r.timeline) + len(r.queue) {
+		<-r.sem
+	}
+	r.timeline, r.queue = nil, nil
+}
+
+// onReady is the PacketFD's readiness callback. Loop-only.
+func (r *runner) onReady(p *loop.PacketFD, ev loop.Events) {
+	if r.p == nil {
+		r.p = p
+	}
+	if ev&loop.Writable != 0 {
+		r.pump()
+	}
+	if ev&(loop.Readable|loop.Hangup|loop.Error) != 0 {
+		r.drain(p)
+	}
+}
+
+// drain reads what the device carries and matches it. Loop-only.
+func (r *runner) drain(p *loop.PacketFD) {
+	for {
+		n, err := p.Recv(r.rbuf)
+		if err != nil {
+			if !errors.Is(err, loop.ErrWouldBlock) && r.readErr == nil {
+				r.readErr = err
+			}
+			return
+		}
+		now := time.Now()
+		pkt := r.rbuf[:n]
+		r.read++
+		if r.rec != nil {
+			r.rec.Record(now, pkt)
+		}
+		o, kind := r.m.answer(pkt)
+		if o == nil {
+			r.unsolicited++
+			continue
+		}
+		a := Answer{Time: now, Kind: kind, Desc: Describe(pkt)}
+		if r.keep {
+			a.Data = append([]byte(nil), pkt...)
+		}
+		o.Answers = append(o.Answers, a)
+	}
+}
+
+// piFramer puts the TUN packet-information header in front of each packet
+// for a device opened with tun.Config.PacketInfo. A packet whose version
+// nibble is neither 4 nor 6 gets protocol 0 and goes to the kernel all the
+// same: what the kernel does with it is what a replay wants to see.
+type piFramer struct{}
+
+func (piFramer) HeaderLen() int { return tun.PIHeaderLen }
+
+func (piFramer) PutHeader(hdr, packet []byte) error {
+	h, err := tun.PIHeaderFor(packet)
+	if err != nil {
+		h = tun.PIHeader{}
+	}
+	tun.PutPIHeader(hdr, h)
+	return nil
+}
+
+// errnoName gives the symbolic name of an errno ("EINVAL").
+func errnoName(e syscall.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(e))
+}
