@@ -1,4 +1,4 @@
-//go:build unix && !linux
+//go:build unix && !linux && !darwin
 
 package broker
 
@@ -7,9 +7,9 @@ import (
 	"net"
 )
 
-// peerCredentials is not implemented here yet (on macOS it would read
-// LOCAL_PEERCRED and LOCAL_PEERPID). Failing refuses every connection,
-// root's included, which is the safe answer.
+// peerCredentials is not implemented on this system (Linux and macOS have
+// it). Failing refuses every connection, root's included, which is the
+// safe answer.
 func peerCredentials(c *net.UnixConn) (peer, error) {
 	return peer{}, fmt.Errorf("peer credentials: %w", ErrNotSupported)
 }
