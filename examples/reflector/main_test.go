@@ -20,4 +20,3 @@ func TestSwapIPv6(t *testing.T) {
 		}
 	}
 }
-
