@@ -50,6 +50,8 @@ func createBrokered(s spec, reason error) (*Device, error) {
 		return nil, argError("persist", errors.New("persistence, owner and group are not available through the broker: its devices live exactly as long as the client's descriptors"))
 	case s.keepDAD:
 		return nil, argError("keep DAD", errors.New("the broker always marks IPv6 addresses NODAD"))
+	case s.tun.VnetHdr:
+		return nil, argError("offloads", errors.New("offloads are not available through the broker"))
 	}
 	req := broker.Request{Addr: s.prefix(), Peer: s.peer, MTU: s.mtu, Name: s.tun.Name, TAP: s.tun.TAP,
 		PacketInfo: s.tun.PacketInfo, Queues: s.queues, Exclusive: s.tun.Exclusive}

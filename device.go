@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/vnet"
 )
 
 // ErrWouldBlock is returned by Recv, RecvBatch, Send and SendBatch when the
@@ -36,6 +37,11 @@ type Device struct {
 	// fallback is why the broker made the device: the direct attempt's
 	// error; nil when it was made directly.
 	fallback error
+	// offloads are what the kernel and this package agreed on for a device
+	// created with the Offloads option; notes say why anything asked for
+	// was left out.
+	offloads     vnet.Offloads
+	offloadNotes []string
 
 	closed atomic.Bool
 }
@@ -57,6 +63,15 @@ func (d *Device) Peer() netip.Addr { return d.peer }
 // attempt (EPERM or EACCES from the kernel). It is nil for a device created
 // directly, adopted, or created with Mode(BrokerOnly).
 func (d *Device) Fallback() error { return d.fallback }
+
+// Offloads are the offloads in use on a device created with the Offloads
+// option: which super-packets the kernel hands over and this package
+// writes. The zero value means none (no virtio-net header).
+func (d *Device) Offloads() vnet.Offloads { return d.offloads }
+
+// OffloadNotes say why offloads asked for are not in use (a kernel that
+// refused the flag, or refused a coalesced write at start-up).
+func (d *Device) OffloadNotes() []string { return append([]string(nil), d.offloadNotes...) }
 
 // Queues are the device's queues, first queue first (one unless created
 // with Queues(n)). The slice is a copy.

@@ -12,6 +12,7 @@ import (
 	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/nl"
 	"github.com/tundra-go/tundra/tun"
+	"github.com/tundra-go/tundra/vnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,6 +156,13 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := step("ownership"); err != nil {
 		return nil, fail("ownership", err)
 	}
+	var offloads vnet.Offloads
+	var offloadNotes []string
+	if s.tun.VnetHdr {
+		if offloads, offloadNotes, err = negotiateOffloads(t, s.offloads); err != nil {
+			return nil, fail("offloads", err)
+		}
+	}
 
 	link, err := c.LinkByName(name)
 	if err != nil {
@@ -212,7 +220,13 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := waitUsable(c, s.local, within); err != nil {
 		return nil, fail("address "+s.local.String(), err)
 	}
-	return newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo), nil
+	d := newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo)
+	if s.tun.VnetHdr {
+		var probeNotes []string
+		offloads, probeNotes = probeOffloads(t.Fd(), s.local, offloads)
+		d.enableOffloads(offloads, append(offloadNotes, probeNotes...))
+	}
+	return d, nil
 }
 
 // usableWithin bounds how long Create waits for the kernel to take an
@@ -282,5 +296,12 @@ func Adopt(fd int) (*Device, error) {
 	// (tun.Device.PacketInfo); without a sign of it, assume the common
 	// IFF_NO_PI, which is what Create and the broker make.
 	pi, _ := t.PacketInfo()
-	return newDevice(t, name, link.Index, netip.Prefix{}, netip.Addr{}, pi), nil
+	d := newDevice(t, name, link.Index, netip.Prefix{}, netip.Addr{}, pi)
+	if t.Flags()&tun.FlagVnetHdr != 0 {
+		// Packets carry the virtio-net header; whoever made the device
+		// chose the offloads, so reads split whatever arrives and writes
+		// are not merged.
+		d.enableOffloads(vnet.Offloads{}, []string{"adopted device: its offloads are unknown, so writes are not coalesced"})
+	}
+	return d, nil
 }

@@ -24,6 +24,8 @@ func utunUnit(s spec) (int, error) {
 		return refuse("persist", "macOS utun devices live exactly as long as their socket: no persistence, owner or group")
 	case s.queues > 1:
 		return refuse("queues", "macOS utun devices have one queue")
+	case s.tun.VnetHdr:
+		return refuse("offloads", "macOS utun devices have no virtio-net header offloads")
 	case s.peer.IsValid() && s.local.Is6() && s.bits != 128:
 		return refuse("prefix length", fmt.Sprintf("on macOS an IPv6 address with a peer must be /128 (XNU refuses /%d), the peer being the route", s.bits))
 	}

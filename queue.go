@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/vnet"
 )
 
 // ReadyFunc is a queue's readiness callback (Tundra's
@@ -21,6 +22,7 @@ type Queue struct {
 	fd      int
 	framer  loop.Framer  // nil without a per-packet header
 	closeFD func() error // releases the descriptor
+	vn      vnetState    // the offload path, when the device has offloads
 
 	p atomic.Pointer[loop.PacketFD] // nil until attached
 
@@ -36,9 +38,13 @@ func (q *Queue) Device() *Device { return q.dev }
 // Fd is the queue's file descriptor. The queue keeps ownership.
 func (q *Queue) Fd() int { return q.fd }
 
-// HeaderLen is the per-packet header this queue carries; RecvBatch and
+// HeaderLen is the per-packet header this queue carries (the PI header,
+// or the virtio-net header of a device with offloads); RecvBatch and
 // SendBatch need at least this much headroom.
 func (q *Queue) HeaderLen() int {
+	if q.vn.co != nil {
+		return vnet.HeaderLen
+	}
 	if q.framer == nil {
 		return 0
 	}
@@ -117,6 +123,9 @@ func (q *Queue) Loop() *loop.Loop {
 // spent) it returns ErrWouldBlock and arms the readiness callback.
 // Loop-only.
 func (q *Queue) Recv(b []byte) (int, error) {
+	if q.vn.co != nil {
+		return 0, errRecvOffloads
+	}
 	p := q.p.Load()
 	if p == nil {
 		return 0, errNotAttached
@@ -131,6 +140,9 @@ func (q *Queue) Recv(b []byte) (int, error) {
 // callback is armed either way. It never returns packets and an error
 // together. Loop-only.
 func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if q.vn.co != nil {
+		return q.recvVnet(bufs, sizes, offset)
+	}
 	p := q.p.Load()
 	if p == nil {
 		return 0, errNotAttached
@@ -146,6 +158,14 @@ func (q *Queue) Send(parts ...[]byte) error {
 	if p == nil {
 		return errNotAttached
 	}
+	if q.vn.co != nil {
+		// A single packet behind a zero virtio-net header: the kernel
+		// checks it as it would any packet.
+		q.vn.parts = append(append(q.vn.parts[:0], q.vn.zero[:]), parts...)
+		err := p.Send(q.vn.parts...)
+		clear(q.vn.parts)
+		return err
+	}
 	return p.Send(parts...)
 }
 
@@ -155,6 +175,9 @@ func (q *Queue) Send(parts ...[]byte) error {
 // (ErrWouldBlock: retry later; another error: the kernel refused that
 // packet, skip it). Loop-only.
 func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
+	if q.vn.co != nil {
+		return q.sendVnet(bufs, offset)
+	}
 	p := q.p.Load()
 	if p == nil {
 		return 0, errNotAttached

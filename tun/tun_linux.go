@@ -713,3 +713,25 @@ func checkSameNetns(fd int) error {
 	}
 	return nil
 }
+
+// SetOffload tells the kernel which offloads the reader of this device
+// takes on (TUNSETOFFLOAD); the device must have the virtio-net header
+// (Config.VnetHdr). Every TSO or USO flag needs OffloadCsum. A kernel
+// that does not know a flag refuses the whole set with EINVAL (USO4 and
+// USO6 before Linux 6.2): retry without it. Offloads are per device, for
+// every queue. Safe from any goroutine.
+func (d *Device) SetOffload(o Offload) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.flags&FlagVnetHdr == 0 {
+		return &OpError{Op: "TUNSETOFFLOAD", Name: d.name, Err: fmt.Errorf("%w: offloads need the virtio-net header (Config.VnetHdr)", unix.EINVAL)}
+	}
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: "TUNSETOFFLOAD", Name: d.name, Err: os.ErrClosed}
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, int(o)); err != nil {
+		return &OpError{Op: "TUNSETOFFLOAD " + o.String(), Name: d.name, Err: err}
+	}
+	return nil
+}

@@ -1241,3 +1241,22 @@ func TestAdoptQueues(t *testing.T) {
 		t.Errorf("no fds: %v", err)
 	}
 }
+
+func TestSetOffload(t *testing.T) {
+	ns := netnstest.New(t)
+	dev := open(t, ns, tun.Config{Name: "tdroff", VnetHdr: true})
+	all := tun.OffloadCsum | tun.OffloadTSO4 | tun.OffloadTSO6 | tun.OffloadUSO4 | tun.OffloadUSO6
+	if err := dev.SetOffload(all); err != nil {
+		t.Fatalf("SetOffload(%v) on Linux 6.18: %v", all, err)
+	}
+	if err := dev.SetOffload(0x1000); !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "0x1000") {
+		t.Errorf("unknown flag: %v, want EINVAL naming it", err)
+	}
+	plain := open(t, ns, tun.Config{Name: "tdrplain"})
+	if err := plain.SetOffload(tun.OffloadCsum); !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "VnetHdr") {
+		t.Errorf("device without the virtio-net header: %v", err)
+	}
+	if got := all.String(); got != "CSUM|TSO4|TSO6|USO4|USO6" {
+		t.Errorf("String: %q", got)
+	}
+}

@@ -36,6 +36,9 @@ func AdoptQueues(fds []int) (*Device, error) { return nil, notSupported("TUNGETI
 // Inspect fails with an *OpError wrapping ErrNotSupported on this OS.
 func Inspect(fd int) (string, Flags, error) { return "", 0, notSupported("TUNGETIFF") }
 
+// SetOffload fails with an *OpError wrapping ErrNotSupported on this OS.
+func (d *Device) SetOffload(Offload) error { return notSupported("TUNSETOFFLOAD") }
+
 // Features fails with an *OpError wrapping ErrNotSupported on this OS.
 func Features() (Flags, error) { return 0, notSupported("TUNGETFEATURES") }
 

@@ -18,7 +18,7 @@ type Offloads struct {
 
 // DefaultMaxParts is the default Config.MaxParts: loop.MaxSendParts, the
 // most slices the loop's PacketFD.Send takes for one writev.
-const DefaultMaxParts = 32
+const DefaultMaxParts = 64
 
 // MaxSegments is the most packets an Item carries whatever MaxParts allows:
 // the kernel's UDP GRO stops at 64 (UDP_GRO_CNT_MAX) and older kernels take

@@ -79,11 +79,11 @@ func TestCoalesceRoundTrip(t *testing.T) {
 		want  []int // packets per item
 		gso   uint8
 	}{
-		{"tcp4 timestamps", func(t *testing.T) [][]byte { return tcp4Flow().segments(t, 70, 1448, 0, true) }, 0, []int{31, 31, 8}, GSOTCPv4},
+		{"tcp4 timestamps", func(t *testing.T) [][]byte { return tcp4Flow().segments(t, 70, 1448, 0, true) }, 0, []int{45, 25}, GSOTCPv4},
 		{"tcp4 short last", func(t *testing.T) [][]byte { return tcp4Flow().segments(t, 5, 1448, 33, true) }, 0, []int{5}, GSOTCPv4},
-		{"tcp6", func(t *testing.T) [][]byte { return tcp6Flow().segments(t, 40, 1428, 1, false) }, 0, []int{31, 9}, GSOTCPv6},
+		{"tcp6", func(t *testing.T) [][]byte { return tcp6Flow().segments(t, 40, 1428, 1, false) }, 0, []int{40}, GSOTCPv6},
 		{"tcp4 64 KiB bound", func(t *testing.T) [][]byte { return tcp4Flow().segments(t, 50, 1448, 0, false) }, 65, []int{45, 5}, GSOTCPv4},
-		{"udp4", func(t *testing.T) [][]byte { return udp4Flow().datagrams(t, 64, 1200, 0) }, 0, []int{31, 31, 2}, GSOUDPL4},
+		{"udp4", func(t *testing.T) [][]byte { return udp4Flow().datagrams(t, 64, 1200, 0) }, 0, []int{54, 10}, GSOUDPL4},
 		{"udp6 short last", func(t *testing.T) [][]byte { return udp6Flow().datagrams(t, 10, 1232, 5) }, 0, []int{10}, GSOUDPL4},
 		{"udp4 64 segments", func(t *testing.T) [][]byte { return udp4Flow().datagrams(t, 70, 100, 0) }, 200, []int{64, 6}, GSOUDPL4},
 		{"max parts 3", func(t *testing.T) [][]byte { return tcp4Flow().segments(t, 5, 100, 0, false) }, 3, []int{2, 2, 1}, GSOTCPv4},
@@ -487,5 +487,22 @@ func TestCoalesceOddPackets(t *testing.T) {
 				t.Fatalf("odd packet %d merged: %v", i, groups(items))
 			}
 		}
+	}
+}
+
+// A writev limit of 32 parts (what the loop allowed before) gives items
+// of 31 packets.
+func TestCoalesceMaxParts32(t *testing.T) {
+	pkts := withRoom(tcp4Flow().segments(t, 70, 1448, 0, true), 16)
+	items, err := NewCoalescer(Config{Offloads: allOffloads, MaxParts: 32}).Coalesce(pkts, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, it := range items {
+		got = append(got, it.Packets())
+	}
+	if !slices.Equal(got, []int{31, 31, 8}) {
+		t.Fatalf("packets per item %v, want [31 31 8]", got)
 	}
 }

@@ -48,7 +48,7 @@
 // the rewritten headers and the payloads, with no payload copied. Vec
 // already starts with the header, so the descriptor must not add a framing
 // header of its own on that write. Config.MaxParts caps len(Vec) at the
-// loop's writev limit (loop.MaxSendParts, 32: at most 31 segments per
+// loop's writev limit (loop.MaxSendParts, 64: at most 63 segments per
 // super-packet); 64 parts would let a TCP flow with 1448-byte segments reach
 // the 64 KiB bound (45 segments) instead.
 //

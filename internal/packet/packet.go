@@ -164,3 +164,49 @@ func UDPPayload(p []byte) ([]byte, error) {
 	}
 	return in.Payload[8:n], nil
 }
+
+// TCP flags.
+const (
+	TCPFin = 0x01
+	TCPSyn = 0x02
+	TCPRst = 0x04
+	TCPPsh = 0x08
+	TCPAck = 0x10
+)
+
+// TCP builds an IPv4 or IPv6 packet carrying a TCP segment (a 20-byte
+// header, no options) with every checksum correct.
+func TCP(src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) ([]byte, error) {
+	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
+	if s.Is4() != d.Is4() || !s.IsValid() || !d.IsValid() {
+		return nil, errors.New("packet: source and destination must be valid addresses of one family")
+	}
+	tcpLen := 20 + len(payload)
+	var b []byte
+	if s.Is4() {
+		total := 20 + tcpLen
+		if total > 0xffff {
+			return nil, errors.New("packet: segment too long for IPv4")
+		}
+		b = append(b, 0x45, 0, byte(total>>8), byte(total), 0, 1, 0x40, 0, 64, ProtoTCP, 0, 0)
+		b = append(b, s.AsSlice()...)
+		b = append(b, d.AsSlice()...)
+		binary.BigEndian.PutUint16(b[10:], ^Checksum(b[:20], 0))
+	} else {
+		if tcpLen > 0xffff {
+			return nil, errors.New("packet: segment too long")
+		}
+		b = append(b, 0x60, 0, 0, 0, byte(tcpLen>>8), byte(tcpLen), ProtoTCP, 64)
+		b = append(b, s.AsSlice()...)
+		b = append(b, d.AsSlice()...)
+	}
+	at := len(b)
+	b = binary.BigEndian.AppendUint16(b, src.Port())
+	b = binary.BigEndian.AppendUint16(b, dst.Port())
+	b = binary.BigEndian.AppendUint32(b, seq)
+	b = binary.BigEndian.AppendUint32(b, ack)
+	b = append(b, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0) // offset, flags, window, checksum, urgent
+	b = append(b, payload...)
+	binary.BigEndian.PutUint16(b[at+16:], ^Checksum(b[at:], PseudoHeaderSum(s, d, ProtoTCP, tcpLen)))
+	return b, nil
+}

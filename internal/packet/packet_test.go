@@ -85,3 +85,31 @@ func FuzzParse(f *testing.F) {
 		UDPPayload(b)
 	})
 }
+
+func TestTCPChecksumsVerifyWithGopacket(t *testing.T) {
+	for _, tc := range []struct{ src, dst string }{{"10.0.0.1:1234", "10.0.0.2:80"}, {"[fd00::1]:1234", "[fd00::2]:80"}} {
+		p, err := TCP(netip.MustParseAddrPort(tc.src), netip.MustParseAddrPort(tc.dst), 1000, 2000, TCPAck|TCPPsh, []byte("hello tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := layers.LayerTypeIPv4
+		if p[0]>>4 == 6 {
+			first = layers.LayerTypeIPv6
+		}
+		pkt := gopacket.NewPacket(p, first, gopacket.Default)
+		tcp, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if !ok || tcp.Seq != 1000 || tcp.Ack != 2000 || !tcp.ACK || !tcp.PSH || string(tcp.Payload) != "hello tcp" {
+			t.Fatalf("%s: gopacket reads %+v", tc.src, tcp)
+		}
+		want := tcp.Checksum
+		net := pkt.NetworkLayer()
+		tcp.SetNetworkLayerForChecksum(net)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, tcp, gopacket.Payload(tcp.Payload)); err != nil {
+			t.Fatal(err)
+		}
+		if got := gopacket.NewPacket(buf.Bytes(), layers.LayerTypeTCP, gopacket.Default).Layer(layers.LayerTypeTCP).(*layers.TCP).Checksum; got != want {
+			t.Errorf("%s: TCP checksum %#04x, gopacket computes %#04x", tc.src, want, got)
+		}
+	}
+}

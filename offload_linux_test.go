@@ -1,0 +1,345 @@
+package tundra
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/vnet"
+	"golang.org/x/sys/unix"
+)
+
+func TestOffloadsNegotiated(t *testing.T) {
+	ns := netnstest.New(t)
+	dev := createIn(t, ns, "10.82.0.1/24", Name("tdroff"), Offloads(AllOffloads))
+	if dev.Offloads() != AllOffloads || len(dev.OffloadNotes()) != 0 {
+		t.Errorf("offloads %+v, notes %v; want all on Linux 6.18", dev.Offloads(), dev.OffloadNotes())
+	}
+	if d := details(t, ns, "tdroff"); !d.LinkInfo.Data.VnetHdr {
+		t.Errorf("ip -d: %+v, want vnet_hdr", d.LinkInfo.Data)
+	}
+	if dev.HeaderLen() != vnet.HeaderLen {
+		t.Errorf("HeaderLen %d, want the virtio-net header's %d", dev.HeaderLen(), vnet.HeaderLen)
+	}
+	for _, opts := range [][]Option{{TAP()}, {PacketInfo()}} {
+		if err := createErrIn(ns, "10.82.1.1/24", append(opts, Offloads(AllOffloads))...); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("offloads with %v: %v", opts, err)
+		}
+	}
+}
+
+// forwarder joins two namespaces with two devices with offloads and a loop
+// moving packets between them, splitting and merging them (RecvBatch,
+// SendBatch) or passing super-packets through (RecvGSO, SendGSO).
+type forwarder struct {
+	a, b         *netnstest.Namespace
+	da, db       *Device
+	l            *loop.Loop
+	superPackets atomic.Int64 // super-packets seen on the way
+	moved        atomic.Int64
+	errs         atomic.Int64
+	lastErr      atomic.Value
+}
+
+func newForwarder(t *testing.T, passthrough bool) *forwarder {
+	t.Helper()
+	f := &forwarder{a: netnstest.New(t), b: netnstest.New(t)}
+	f.da = createIn(t, f.a, "10.81.0.1", Peer("10.81.0.2"), Name("fwda"), Offloads(AllOffloads))
+	f.db = createIn(t, f.b, "10.81.0.2", Peer("10.81.0.1"), Name("fwdb"), Offloads(AllOffloads))
+	var err error
+	if f.l, err = loop.New(loop.Budget(1 << 20)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.l.Close() })
+	// Attach both from the loop's thread, so that no callback runs before
+	// the other device is attached too.
+	var attachErr error
+	f.l.Do(func() {
+		for _, pair := range [][2]*Device{{f.da, f.db}, {f.db, f.da}} {
+			from, to := pair[0], pair[1]
+			var onReady ReadyFunc
+			if passthrough {
+				buf := make([]byte, MaxPacket)
+				onReady = func(q *Queue, _ loop.Events) {
+					for {
+						n, h, err := q.RecvGSO(buf)
+						if err != nil {
+							f.note(err)
+							return
+						}
+						if h.IsGSO() {
+							f.superPackets.Add(1)
+						}
+						if err := to.Queues()[0].SendGSO(h, buf[:n]); err != nil {
+							f.note(err)
+						}
+						f.moved.Add(1)
+					}
+				}
+			} else {
+				const batch, off = 64, vnet.HeaderLen
+				bufs, sizes, out := make([][]byte, batch), make([]int, batch), make([][]byte, batch)
+				for i := range bufs {
+					bufs[i] = make([]byte, off+MaxPacket)
+				}
+				onReady = func(q *Queue, _ loop.Events) {
+					for {
+						n, err := q.RecvBatch(bufs, sizes, off)
+						if err != nil {
+							f.note(err)
+							return
+						}
+						for i := range n {
+							out[i] = bufs[i][:off+sizes[i]]
+							if sizes[i] > 1500 {
+								t.Errorf("RecvBatch returned a %d-byte packet: super-packets must be split", sizes[i])
+							}
+						}
+						if st := q.Loop().Stats(); st.PacketsIn > st.Syscalls {
+							f.superPackets.Store(int64(st.PacketsIn - st.Syscalls))
+						}
+						if _, err := to.Queues()[0].SendBatch(out[:n], off); err != nil {
+							f.note(err)
+						}
+						f.moved.Add(int64(n))
+						if n < batch {
+							return
+						}
+					}
+				}
+			}
+			if err := from.Attach(f.l, onReady); err != nil {
+				attachErr = err
+			}
+		}
+	})
+	if attachErr != nil {
+		t.Fatal(attachErr)
+	}
+	return f
+}
+
+func (f *forwarder) note(err error) {
+	if err != nil && !errors.Is(err, ErrWouldBlock) {
+		f.errs.Add(1)
+		f.lastErr.Store(err.Error())
+	}
+}
+
+// transferTCP sends size bytes from A to B through the forwarder and
+// returns whether they arrived byte for byte.
+func transferTCP(t *testing.T, f *forwarder, size int) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{9}).Read(data)
+	want := sha256.Sum256(data)
+	var ln net.Listener
+	if err := f.b.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", "10.81.0.2:7001")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		var r result
+		copy(r.sum[:], h.Sum(nil))
+		r.n, r.err = n, err
+		got <- r
+	}()
+	var conn net.Conn
+	if err := f.a.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", "10.81.0.2:7001", 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.Copy(conn, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	select {
+	case r := <-got:
+		if r.err != nil || r.n != int64(size) || r.sum != want {
+			t.Fatalf("received %d of %d bytes, sha256 equal %v, %v (forwarder errors %d, last %v)", r.n, size, r.sum == want, r.err, f.errs.Load(), f.lastErr.Load())
+		}
+	case <-time.After(120 * time.Second):
+		t.Fatal("transfer did not finish")
+	}
+	el := time.Since(start)
+	t.Logf("%d MiB in %v (%.2f Gbit/s); %d packets moved, %d super-packets seen, %d forwarder errors",
+		size>>20, el.Round(time.Millisecond), float64(size)*8/el.Seconds()/1e9, f.moved.Load(), f.superPackets.Load(), f.errs.Load())
+}
+
+// A TCP transfer through a TUN↔TUN forwarder arrives byte-identical, with
+// the kernel handing over super-packets, whether the forwarder splits and
+// re-merges them or passes them through.
+func TestOffloadForwarderTCP(t *testing.T) {
+	for _, passthrough := range []bool{false, true} {
+		t.Run(map[bool]string{false: "split and merge", true: "passthrough"}[passthrough], func(t *testing.T) {
+			f := newForwarder(t, passthrough)
+			transferTCP(t, f, 256<<20)
+			if f.superPackets.Load() == 0 {
+				t.Error("no super-packet crossed the forwarder: offloads did not engage")
+			}
+		})
+	}
+}
+
+// UDP, sent with and without UDP_SEGMENT, crosses the forwarder complete
+// and in order per flow.
+func TestOffloadForwarderUDP(t *testing.T) {
+	for _, passthrough := range []bool{false, true} {
+		for _, gso := range []bool{false, true} {
+			name := fmt.Sprintf("passthrough=%v gso=%v", passthrough, gso)
+			t.Run(name, func(t *testing.T) {
+				f := newForwarder(t, passthrough)
+				udpFlows(t, f, gso)
+			})
+		}
+	}
+}
+
+func udpFlows(t *testing.T, f *forwarder, gso bool) {
+	const flows, perFlow, size = 4, 400, 1200
+	var rx *net.UDPConn
+	if err := f.b.Do(func() error {
+		var err error
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 81, 0, 2), Port: 9100})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	rx.SetReadBuffer(8 << 20)
+	var mu sync.Mutex
+	next := map[uint32]uint32{}
+	var outOfOrder, received int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for received < flows*perFlow {
+			rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := rx.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n != size {
+				continue
+			}
+			flow, seq := binary.BigEndian.Uint32(buf), binary.BigEndian.Uint32(buf[4:])
+			mu.Lock()
+			if seq != next[flow] {
+				outOfOrder++
+			}
+			next[flow] = seq + 1
+			received++
+			mu.Unlock()
+		}
+	}()
+	if err := f.a.Do(func() error {
+		for flow := range flows {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+			if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{10, 81, 0, 2}, Port: 9100}); err != nil {
+				return err
+			}
+			batch := 1
+			if gso {
+				if err := unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, size); err != nil {
+					return err
+				}
+				batch = 20
+			}
+			buf := make([]byte, batch*size)
+			for seq := 0; seq < perFlow; seq += batch {
+				for k := range batch {
+					binary.BigEndian.PutUint32(buf[k*size:], uint32(flow))
+					binary.BigEndian.PutUint32(buf[k*size+4:], uint32(seq+k))
+				}
+				if _, err := unix.Write(fd, buf); err != nil {
+					return err
+				}
+				time.Sleep(200 * time.Microsecond) // a pace the receiver keeps up with
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d of %d datagrams, %d out of order, %d super-packets seen, forwarder errors %d (%v)",
+		received, flows*perFlow, outOfOrder, f.superPackets.Load(), f.errs.Load(), f.lastErr.Load())
+	if received != flows*perFlow || outOfOrder != 0 {
+		t.Fatalf("received %d of %d, %d out of order", received, flows*perFlow, outOfOrder)
+	}
+	if gso && f.superPackets.Load() == 0 {
+		t.Error("UDP_SEGMENT sends crossed without one super-packet: USO did not engage")
+	}
+}
+
+// Buffers too small for a super-packet and a device without offloads give
+// errors that say so.
+func TestOffloadRefusals(t *testing.T) {
+	ns := netnstest.New(t)
+	l := newLoop(t)
+	dev := createIn(t, ns, "10.83.0.1/24", Offloads(AllOffloads))
+	if err := dev.Attach(l, func(*Queue, loop.Events) {}); err != nil {
+		t.Fatal(err)
+	}
+	plain := createIn(t, ns, "10.84.0.1/24")
+	if err := plain.Attach(l, func(*Queue, loop.Events) {}); err != nil {
+		t.Fatal(err)
+	}
+	l.Do(func() {
+		_, err := dev.RecvBatch([][]byte{make([]byte, 2000)}, []int{0}, vnet.HeaderLen)
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "65535") {
+			t.Errorf("small buffer: %v", err)
+		}
+		if _, err := dev.RecvBatch([][]byte{make([]byte, 70000)}, []int{0}, 4); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("offset below the header: %v", err)
+		}
+		if _, err := dev.Recv(make([]byte, 2000)); err == nil || !strings.Contains(err.Error(), "RecvBatch") {
+			t.Errorf("Recv on a device with offloads: %v", err)
+		}
+		if _, _, err := plain.Queues()[0].RecvGSO(make([]byte, MaxPacket)); err == nil || !strings.Contains(err.Error(), "without offloads") {
+			t.Errorf("RecvGSO without offloads: %v", err)
+		}
+	})
+}
