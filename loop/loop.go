@@ -99,7 +99,13 @@ type registration struct {
 	handler  Handler
 	budget   int
 	onClose  func()
-	requeued Events // events to deliver next round; non-zero while in Loop.again
+	requeued Events // events to deliver in the next round
+	// inAgain says the registration's token is in Loop.again: a Requeue
+	// then only adds events, so the list holds each registration once.
+	inAgain bool
+	// requeuedAt is the round of the last Requeue: work asked for during a
+	// round waits for the next one, even if an older entry is served now.
+	requeuedAt uint64
 }
 
 // Option configures New.
@@ -278,9 +284,19 @@ func (l *Loop) runRequeued() {
 		}
 		slot, gen := uint32(tok), uint32(tok>>32)
 		r := &l.regs[slot]
-		if !r.live || r.gen != gen || r.requeued == 0 {
+		if !r.live || r.gen != gen {
 			continue
 		}
+		if r.requeued == 0 {
+			r.inAgain = false
+			continue // served by a readiness event earlier in the round
+		}
+		if r.requeuedAt == l.round {
+			// Asked for again by that readiness event's handler: next round.
+			l.again = append(l.again, tok)
+			continue
+		}
+		r.inAgain = false
 		ev := r.requeued
 		r.requeued = 0
 		l.st.events.add(1)
@@ -385,8 +401,8 @@ func (l *Loop) register(fd int, r Registration) (Handle, error) {
 		l.regs = append(l.regs, registration{})
 	}
 	reg := &l.regs[slot]
-	reg.fd, reg.live, reg.events, reg.handler, reg.budget, reg.onClose, reg.requeued =
-		fd, true, r.Events, r.Handler, r.Budget, r.OnClose, 0
+	reg.fd, reg.live, reg.events, reg.handler, reg.budget, reg.onClose, reg.requeued, reg.inAgain =
+		fd, true, r.Events, r.Handler, r.Budget, r.OnClose, 0, false
 	h := Handle{l: l, slot: slot, gen: reg.gen}
 	l.st.syscalls.add(1)
 	if err := l.p.add(fd, h.token(), r.Events); err != nil {
@@ -402,7 +418,7 @@ func (l *Loop) endRegistration(slot uint32) {
 	r := &l.regs[slot]
 	r.live = false
 	r.gen++
-	r.handler, r.onClose, r.requeued = nil, nil, 0
+	r.handler, r.onClose, r.requeued, r.inAgain = nil, nil, 0, false
 	l.free = append(l.free, slot)
 }
 
@@ -479,11 +495,13 @@ func (h Handle) Requeue(ev Events) error {
 	if err != nil {
 		return err
 	}
-	if r.requeued == 0 {
+	if !r.inAgain {
+		r.inAgain = true
 		h.l.again = append(h.l.again, h.token())
 		h.l.st.requeues.add(1)
 	}
 	r.requeued |= ev
+	r.requeuedAt = h.l.round
 	return nil
 }
 

@@ -576,3 +576,70 @@ func TestCloseRunsQueuedFunctions(t *testing.T) {
 		t.Fatalf("ran %d of 10 functions queued before Close", ran.Load())
 	}
 }
+
+// A registration served by a readiness event while its requeued work is
+// pending, and requeued again from that call, runs once per round: the
+// requeue list never holds it twice (a duplicate would run its handler
+// once per copy, each run requeueing again).
+func TestRequeueNeverDuplicates(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	r, w := pipe(t)
+	closeLater(t, w)
+	var calls, rounds []uint64
+	var mu sync.Mutex
+	var h Handle
+	stop := make(chan struct{})
+	var stopped atomic.Bool
+	onLoop(t, l, func() {
+		var err error
+		h, err = l.Register(r, Registration{Events: Readable, Handler: func(ev Events) {
+			var b [64]byte
+			unix.Read(r, b[:])
+			mu.Lock()
+			calls = append(calls, l.Round())
+			n := len(calls)
+			mu.Unlock()
+			if n < 200 {
+				h.Requeue(Readable)
+			} else if stopped.CompareAndSwap(false, true) {
+				close(stop)
+			}
+		}})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	// Readiness events arrive while the handler keeps itself requeued.
+	go func() {
+		for range 100 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			unix.Write(w, []byte("x"))
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	select {
+	case <-stop:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler stopped being called")
+	}
+	onLoop(t, l, func() {})
+	mu.Lock()
+	defer mu.Unlock()
+	perRound := map[uint64]int{}
+	for _, r := range calls {
+		perRound[r]++
+	}
+	for round, n := range perRound {
+		if n > 1 {
+			rounds = append(rounds, round)
+		}
+	}
+	if len(rounds) > 0 {
+		t.Errorf("handler ran more than once in %d rounds (e.g. round %d: %d times)", len(rounds), rounds[0], perRound[rounds[0]])
+	}
+}

@@ -1,0 +1,34 @@
+// Command tunbench is the benchmark to run first: it shows what Tundra
+// does on this machine, side by side with the other ways Go programs
+// move packets through TUN devices, and it is the yardstick for every
+// performance change.
+//
+// Run it as root (it creates network namespaces and TUN devices, and
+// removes them):
+//
+//	go build -o /tmp/tunbench ./cmd/tunbench && sudo /tmp/tunbench
+//
+// With no arguments it runs the default suite (a minute or two) and prints
+// a table; -json prints one JSON document instead. See -h for the flags
+// and docs/benchmarks.md for the method and how to read the results.
+//
+// Usage:
+//
+//	tunbench [flags]            run the benchmarks (same as tunbench bench)
+//	tunbench bench [flags]
+//	tunbench help
+//
+// The scenarios (-scenarios):
+//
+//	rx       the kernel sends UDP out through the TUN device; the engine reads
+//	rx-gso   the same, the generator sending with UDP GSO (UDP_SEGMENT)
+//	tx       the engine writes prebuilt IPv4/IPv6 UDP packets into the device
+//	fwd      two namespaces joined only by two TUN devices and the engine: UDP
+//	fwd-tcp  the same path, one TCP stream (iperf3)
+//	rr       request/response through a reflector: latency percentiles
+//
+// The engines (-engines): tundra (this library's loop), blocking (one
+// read or write per packet on a locked thread: the reference), netpoll (an
+// *os.File on Go's netpoller, as songgao/water does) and wireguard-go
+// (golang.zx2c4.com/wireguard/tun, batch API and offloads on).
+package main

@@ -1,0 +1,698 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/internal/packet"
+	"golang.org/x/sys/unix"
+)
+
+// TestMain lets the tests run the test binary as tunbench itself: with
+// TUNBENCH_TEST_MAIN=1 it is main, taking the command line as its own.
+func TestMain(m *testing.M) {
+	if os.Getenv("TUNBENCH_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// --- pure code: no privilege needed ---
+
+func TestOptionsDefault(t *testing.T) {
+	o, err := parseOptions(nil, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.cases, defaultCases) {
+		t.Errorf("default cases %v, want %v", o.cases, defaultCases)
+	}
+	var names []string
+	for _, e := range o.engines {
+		names = append(names, e.name())
+	}
+	if want := []string{"tundra", "blocking", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
+		t.Errorf("engines %v, want %v", names, want)
+	}
+	if o.reps != 3 || o.queues != 1 || o.json || o.duration <= 0 {
+		t.Errorf("defaults: %+v", o)
+	}
+}
+
+func TestOptionsChoose(t *testing.T) {
+	o, err := parseOptions([]string{"-scenarios", "rr,tx", "-sizes", "100,200", "-flows", "4", "-engines", "wg,tundra", "-reps", "5", "--json"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []caseSpec{{"tx", 100, 4}, {"tx", 200, 4}, {"rr", 100, 1}, {"rr", 200, 1}}
+	if !slices.Equal(o.cases, want) {
+		t.Errorf("cases %v, want %v", o.cases, want)
+	}
+	if len(o.engines) != 2 || o.engines[0].name() != "tundra" || o.engines[1].name() != "wireguard-go" {
+		t.Errorf("engines %v", o.engines)
+	}
+	if o.reps != 5 || !o.json {
+		t.Errorf("reps %d json %v", o.reps, o.json)
+	}
+	o, err = parseOptions([]string{"-tundra-budget", "4096"}, os.Stderr)
+	if err != nil || o.engines[0] != (tundraEngine{budget: 4096}) {
+		t.Errorf("-tundra-budget: %v %v", o.engines, err)
+	}
+}
+
+func TestOptionsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"-queues", "2"},
+		{"-queues", "0"},
+		{"-engines", "dpdk"},
+		{"-scenarios", "rx,bogus"},
+		{"-scenarios", ""},
+		{"-sizes", "20"},
+		{"-sizes", "64,x"},
+		{"-flows", "0"},
+		{"-reps", "0"},
+		{"-duration", "1ms"},
+		{"-tcp", "netperf"},
+		{"-tundra-budget", "-1"},
+		{"stray"},
+	} {
+		var errOut bytes.Buffer
+		if _, err := parseOptions(args, &errOut); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+	_, err := parseOptions([]string{"-queues", "4"}, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "only single-queue") {
+		t.Errorf("-queues 4: %v", err)
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := dispatch(context.Background(), []string{"help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "bench") {
+		t.Errorf("help: %d %q", code, out.String())
+	}
+	out.Reset()
+	if code := dispatch(context.Background(), []string{"nosuch"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
+		t.Errorf("unknown command: %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := dispatch(context.Background(), []string{"-h"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-scenarios") {
+		t.Errorf("-h: %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := dispatch(context.Background(), []string{"bench", "-queues", "3"}, &out, &errOut); code != 2 {
+		t.Errorf("bench -queues 3: %d %q", code, errOut.String())
+	}
+}
+
+func TestStat(t *testing.T) {
+	s := statOf([]float64{3, 1, 2})
+	if *s != (stat{2, 1, 3}) {
+		t.Errorf("odd: %+v", s)
+	}
+	s = statOf([]float64{4, 1, 2, 3})
+	if *s != (stat{2.5, 1, 4}) {
+		t.Errorf("even: %+v", s)
+	}
+	if statOf(nil) != nil {
+		t.Error("empty")
+	}
+}
+
+func TestAggregateFlags(t *testing.T) {
+	c := caseSpec{"rx", 64, 1}
+	// Kept up with the generator, and steady: generator-bound only.
+	r := aggregate(c, "tundra", []sample{
+		{PPS: 100, GenPPS: 100, CPU: 50}, {PPS: 99, GenPPS: 100, CPU: 50}, {PPS: 98, GenPPS: 101, CPU: 50},
+	})
+	if !slices.Contains(r.Flags, "generator-bound") || slices.Contains(r.Flags, "noisy") {
+		t.Errorf("flags %v", r.Flags)
+	}
+	// Fell behind, and the repetitions disagree: noisy only.
+	r = aggregate(c, "netpoll", []sample{
+		{PPS: 50, GenPPS: 100}, {PPS: 80, GenPPS: 100}, {PPS: 60, GenPPS: 100},
+	})
+	if slices.Contains(r.Flags, "generator-bound") || !slices.Contains(r.Flags, "noisy") {
+		t.Errorf("flags %v", r.Flags)
+	}
+	// Something else used the engine's CPU.
+	r = aggregate(c, "blocking", []sample{{PPS: 50, GenPPS: 100, OtherLoadEngineCPU: 40}})
+	if len(r.Flags) != 1 || !strings.HasPrefix(r.Flags[0], "contended") {
+		t.Errorf("flags %v", r.Flags)
+	}
+	// A failed run is counted apart and its error kept.
+	r = aggregate(c, "blocking", []sample{{PPS: 50, GenPPS: 100}, {Error: "boom"}})
+	if r.Runs != 1 || r.Failed != 1 || !slices.Equal(r.Errors, []string{"boom"}) || r.PPS.Median != 50 {
+		t.Errorf("row %+v", r)
+	}
+}
+
+func TestTurnAround(t *testing.T) {
+	for _, pair := range [][2]string{{"10.0.0.1:1000", "10.0.0.2:2000"}, {"[fd00::1]:1000", "[fd00::2]:2000"}} {
+		src, dst := mustAddrPort(t, pair[0]), mustAddrPort(t, pair[1])
+		p, err := packet.UDP(src, dst, []byte("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := packet.UDP(dst, src, []byte("hello"))
+		if !turnAround(p) || !bytes.Equal(p, want) {
+			t.Errorf("%s: turned around %x, want %x", pair, p, want)
+		}
+	}
+	if turnAround([]byte{0x45, 0}) || turnAround(nil) {
+		t.Error("short packet turned around")
+	}
+}
+
+func TestTxPackets(t *testing.T) {
+	for _, flows := range []int{1, 16} {
+		pkts, err := txPackets(64, flows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, p := range pkts {
+			if len(p) != 64 {
+				t.Fatalf("length %d", len(p))
+			}
+			in, err := packet.Parse(p)
+			if err != nil || int(in.DstPort) != sinkPort {
+				t.Fatalf("%v %+v", err, in)
+			}
+			seen[fmt.Sprint(in.Src, in.SrcPort)] = true
+		}
+		if len(seen) != flows {
+			t.Errorf("%d flows asked, %d seen", flows, len(seen))
+		}
+	}
+	if _, err := txPackets(40, 16); err == nil {
+		t.Error("40-byte IPv6 packets built")
+	}
+}
+
+func TestParseSNMP(t *testing.T) {
+	m, err := parseSNMP([]byte("Ip: Forwarding\nIp: 1\nUdp: InDatagrams NoPorts InErrors\nUdp: 7 8 9\nUdpLite: InDatagrams\nUdpLite: 0\n"))
+	if err != nil || m["InDatagrams"] != 7 || m["InErrors"] != 9 {
+		t.Errorf("%v %v", m, err)
+	}
+	if _, err := parseSNMP([]byte("Ip: 1\n")); err == nil {
+		t.Error("no Udp lines accepted")
+	}
+	if m := parseSNMP6([]byte("Udp6InDatagrams  \t 12\nIp6InReceives 3\n")); m["Udp6InDatagrams"] != 12 {
+		t.Errorf("%v", m)
+	}
+}
+
+func TestIOCalls(t *testing.T) {
+	n, err := ioCalls("/proc/self/io")
+	if err != nil || n == 0 {
+		t.Fatalf("%d %v", n, err)
+	}
+	f := filepath.Join(t.TempDir(), "io")
+	os.WriteFile(f, []byte("rchar: 1\nsyscr: 5\nsyscw: 7\n"), 0o600)
+	if n, err := ioCalls(f); err != nil || n != 12 {
+		t.Errorf("%d %v", n, err)
+	}
+}
+
+// TestThreadCPU checks the other-thread CPU clock against the thread's
+// own clock (CLOCK_THREAD_CPUTIME_ID): spin until the thread itself has
+// used 20ms, then read its clock from here.
+func TestThreadCPU(t *testing.T) {
+	done := make(chan int)
+	go func() {
+		tid, _ := lockThread(-1)
+		var ts unix.Timespec
+		for ts.Nano() < int64(20*time.Millisecond) {
+			unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+		}
+		done <- tid
+		<-done
+	}()
+	tid := <-done
+	defer close(done)
+	c, err := threadCPU(tid)
+	if err != nil || c < 20*time.Millisecond || c > 5*time.Second {
+		t.Errorf("thread cpu %v %v", c, err)
+	}
+	// A thread that has ended has no clock any more: the error, not a
+	// stale or wrong figure. (A locked goroutine that exits takes its
+	// thread with it.)
+	gone := make(chan int)
+	go func() {
+		tid, _ := lockThread(-1)
+		gone <- tid
+	}()
+	dead := <-gone
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", dead)); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c, err := threadCPU(dead); err == nil {
+		t.Errorf("thread %d ended, and its clock says %v", dead, c)
+	}
+}
+
+func TestUnprivileged(t *testing.T) {
+	// As root, run a copy of the test binary as nobody; otherwise this
+	// process is unprivileged already.
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		cmd = exec.Command(netnstest.HelperBinary(t), "-duration", "100ms")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+		cmd.Dir = "/"
+	} else {
+		cmd = exec.Command(os.Args[0], "-duration", "100ms")
+	}
+	cmd.Env = append(os.Environ(), "TUNBENCH_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v (want status 2)\nstderr: %s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "needs root") || !strings.Contains(lines[0], "CAP_NET_ADMIN") || !strings.Contains(lines[0], "sudo") {
+		t.Errorf("stderr is not one line saying why and how: %q", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+}
+
+// --- privileged: real namespaces, devices and traffic ---
+
+// leftovers is what a run may leave behind in this process: descriptors
+// of TUN devices, sockets, namespaces other than the host's, pipes, and
+// child processes. (The Go runtime's epoll and eventfd descriptors and the
+// netns spawner's handle on the host namespace are made once and kept.)
+func leftovers(t *testing.T) []string {
+	t.Helper()
+	host, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range netnstest.OpenFDs(t) {
+		_, target, _ := strings.Cut(fd, " -> ")
+		switch {
+		case target == host, strings.HasPrefix(target, "anon_inode:"), strings.HasPrefix(target, "/dev/null"):
+		case strings.HasPrefix(target, "/dev/net/tun"), strings.HasPrefix(target, "socket:"),
+			strings.HasPrefix(target, "net:"), strings.HasPrefix(target, "pipe:"):
+			out = append(out, fd)
+		}
+	}
+	for _, pid := range children(os.Getpid()) {
+		out = append(out, "child process "+strconv.Itoa(pid))
+	}
+	return out
+}
+
+func checkNoLeftovers(t *testing.T, before []string) {
+	t.Helper()
+	// Children are reaped and threads end asynchronously: give them a
+	// moment.
+	var extra []string
+	for try := 0; try < 50; try++ {
+		extra = extra[:0]
+		for _, l := range leftovers(t) {
+			if !slices.Contains(before, l) {
+				extra = append(extra, l)
+			}
+		}
+		if len(extra) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("left behind: %s", strings.Join(extra, ", "))
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
+		rest := b[bytes.LastIndexByte(b, ')')+1:]
+		f := strings.Fields(string(rest))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkFigures fails t unless every row ran without failing and every
+// figure it should have is there and positive.
+func checkFigures(t *testing.T, rep *report) {
+	t.Helper()
+	pos := func(r *row, name string, s *stat) {
+		t.Helper()
+		if s == nil || !(s.Median > 0) || !(s.Min > 0) || !(s.Max >= s.Median) {
+			t.Errorf("%s %s: %s is %+v, want positive", r.caseSpec, r.Engine, name, s)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Failed > 0 || r.Runs == 0 {
+			t.Errorf("%s %s: %d runs failed: %v", r.caseSpec, r.Engine, r.Failed, r.Errors)
+			continue
+		}
+		pos(r, "CPU", r.CPU)
+		if r.PktsPerSyscall != nil {
+			pos(r, "packets per syscall", r.PktsPerSyscall)
+		}
+		if r.DropPct != nil && r.DropPct.Min < 0 {
+			t.Errorf("%s %s: negative drops %+v", r.caseSpec, r.Engine, r.DropPct)
+		}
+		switch r.Scenario {
+		case "rr":
+			pos(r, "req/s", r.RPS)
+			pos(r, "p50", r.P50us)
+			pos(r, "p99", r.P99us)
+			pos(r, "p99.9", r.P999us)
+			pos(r, "packets per syscall", r.PktsPerSyscall)
+		case "fwd-tcp":
+			pos(r, "Gbit/s", r.Gbps)
+			pos(r, "pps", r.PPS)
+		default:
+			pos(r, "pps", r.PPS)
+			pos(r, "Gbit/s", r.Gbps)
+			if r.Engine != ceilingName {
+				pos(r, "packets per syscall", r.PktsPerSyscall)
+			}
+			if r.Scenario != "tx" {
+				pos(r, "generator pps", r.GenPPS)
+			}
+			// tx: the sink's count; fwd: B's UDP counters, read through
+			// /proc/thread-self from inside B (so this also checks that
+			// they are B's, not the host's).
+			if r.Scenario == "tx" || (r.Scenario == "fwd" && r.Engine != ceilingName) {
+				pos(r, "received pps", r.RecvPPS)
+			}
+		}
+	}
+}
+
+// runJSON runs tunbench in this process and decodes its JSON.
+func runJSON(t *testing.T, ctx context.Context, args ...string) (*report, int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := dispatch(ctx, append(args, "-json"), &stdout, &stderr)
+	var rep report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d, output is not JSON: %v\nstdout: %s\nstderr: %s", code, err, stdout.String(), stderr.String())
+	}
+	return &rep, code, stderr.String()
+}
+
+// TestSmoke runs every scenario with every engine for a fifth of a second
+// and checks the JSON: every case and engine there, every figure positive,
+// nothing left behind. It says nothing about speed.
+func TestSmoke(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	before := leftovers(t)
+	rep, code, stderr := runJSON(t, context.Background(), "-duration", "200ms", "-warmup", "50ms", "-reps", "1")
+	if code != 0 {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	checkFigures(t, rep)
+	for _, c := range defaultCases {
+		for _, e := range append([]engine{ceilingEngine{}}, engines...) {
+			_, isCeiling := e.(ceilingEngine)
+			if isCeiling && c.Scenario != "rx" && c.Scenario != "rx-gso" && c.Scenario != "fwd" {
+				continue
+			}
+			found := slices.ContainsFunc(rep.Results, func(r *row) bool { return r.caseSpec == c && r.Engine == e.name() })
+			if !found {
+				t.Errorf("no result for %s %s", c, e.name())
+			}
+		}
+	}
+	if rep.Machine.CPUs < 1 || rep.Machine.Kernel == "" || rep.Pinning == "" || rep.WallSeconds <= 0 {
+		t.Errorf("header: %+v %q", rep.Machine, rep.Pinning)
+	}
+	checkNoLeftovers(t, before)
+}
+
+// TestSmokeBuiltinTCP covers the TCP sender and receiver used when
+// there is no iperf3.
+func TestSmokeBuiltinTCP(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	before := leftovers(t)
+	rep, code, stderr := runJSON(t, context.Background(), "-scenarios", "fwd-tcp", "-tcp", "builtin", "-duration", "200ms", "-warmup", "50ms", "-reps", "1")
+	if code != 0 {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	checkFigures(t, rep)
+	if len(rep.Results) != len(engines) || rep.Results[0].TCPTool != "built-in" {
+		t.Errorf("results: %d, tool %q", len(rep.Results), rep.Results[0].TCPTool)
+	}
+	checkNoLeftovers(t, before)
+}
+
+// TestTable checks the human-readable output: the header, one section per
+// case, a row per engine, the legend.
+func TestTable(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), []string{"-scenarios", "rx", "-sizes", "64", "-engines", "tundra,blocking", "-duration", "100ms", "-warmup", "20ms", "-reps", "2"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"tunbench: Linux", "pinned:", "rx · 64-byte packets · 1 flow", "ENGINE", "generator alone", "\ntundra ", "\nblocking ", "x blocking", "generator-bound:", "noisy:", "wall time"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the table:\n%s", want, out)
+		}
+	}
+	// With two repetitions every row has its [min-max] line.
+	if n := strings.Count(out, "]  "); n < 3 {
+		t.Errorf("%d range lines:\n%s", n, out)
+	}
+}
+
+// TestCancel interrupts runs in this process, in their middle, and checks
+// that they stop quickly, say so, and leave nothing behind: the blocking
+// engine's threads (parked in read(2)) and iperf3's processes included.
+func TestCancel(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	for _, args := range [][]string{
+		{"-scenarios", "rx", "-sizes", "64", "-engines", "blocking", "-duration", "5s"},
+		{"-scenarios", "fwd-tcp", "-engines", "blocking", "-duration", "5s"},
+		{"-scenarios", "rr", "-engines", "wireguard-go,netpoll", "-duration", "5s"},
+	} {
+		before := leftovers(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Second, cancel)
+		start := time.Now()
+		rep, code, stderr := runJSON(t, ctx, args...)
+		cancel()
+		if code != 130 || !strings.Contains(stderr, "interrupted") || !rep.Interrupted {
+			t.Errorf("%v: exit %d, interrupted %v, stderr %q", args, code, rep.Interrupted, stderr)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("%v: took %v to stop", args, d)
+		}
+		checkNoLeftovers(t, before)
+	}
+}
+
+// netnsInodes lists the network namespaces process pid refers to, by its
+// descriptors and its threads.
+func netnsInodes(pid int) []string {
+	var out []string
+	add := func(link string) {
+		if target, err := os.Readlink(link); err == nil && strings.HasPrefix(target, "net:[") && !slices.Contains(out, target) {
+			out = append(out, target)
+		}
+	}
+	p := "/proc/" + strconv.Itoa(pid)
+	fds, _ := os.ReadDir(p + "/fd")
+	for _, fd := range fds {
+		add(p + "/fd/" + fd.Name())
+	}
+	tasks, _ := os.ReadDir(p + "/task")
+	for _, task := range tasks {
+		add(p + "/task/" + task.Name() + "/ns/net")
+	}
+	return out
+}
+
+// TestInterrupt starts tunbench as a process, sends it SIGINT (Ctrl-C)
+// while iperf3 runs through the engine, and checks that it exits non-zero
+// saying so, that its children are gone, that no process anywhere refers
+// to the namespaces it had (so the kernel frees them and their devices),
+// and that the host's links are as before.
+func TestInterrupt(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	hostLinks, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Readlink("/proc/self/ns/net")
+	cmd := exec.Command(os.Args[0], "-v", "-scenarios", "fwd-tcp", "-engines", "blocking", "-duration", "5s", "-reps", "2")
+	cmd.Env = append(os.Environ(), "TUNBENCH_TEST_MAIN=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pid := cmd.Process.Pid
+
+	// Wait until it is in the middle of a run: namespaces made, and its
+	// TCP traffic (iperf3, or the built-in threads) going.
+	var held []string
+	var kids []int
+	_, noIperf3 := exec.LookPath("iperf3")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		held, kids = nil, nil
+		for _, k := range children(pid) {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", k)); strings.TrimSpace(string(comm)) == "iperf3" {
+				kids = append(kids, k)
+			}
+		}
+		for _, ns := range netnsInodes(pid) {
+			if ns != self {
+				held = append(held, ns)
+			}
+		}
+		if len(held) >= 2 && (len(kids) >= 2 || noIperf3 != nil) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("no run in progress after 15s (namespaces %v, children %v)\n%s", held, kids, stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // into the measurement
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("still running 10s after SIGINT\n%s", stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("exit %v, stderr %q", err, stderr.String())
+	}
+	t.Logf("interrupted with namespaces %v and iperf3 processes %v", held, kids)
+
+	// Its children die with it (and are reaped by init).
+	gone := func(pid int) bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return err != nil || bytes.Contains(b, []byte(") Z "))
+	}
+	for _, k := range kids {
+		for i := 0; i < 100 && !gone(k); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !gone(k) {
+			t.Errorf("child %d outlived tunbench", k)
+		}
+	}
+	// No process refers to its namespaces any more.
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		for _, ns := range netnsInodes(p) {
+			if slices.Contains(held, ns) {
+				t.Errorf("process %d still refers to tunbench's namespace %s", p, ns)
+			}
+		}
+	}
+	after, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(linkNames(hostLinks), linkNames(after)) {
+		t.Errorf("host links changed:\nbefore %s\nafter %s", hostLinks, after)
+	}
+}
+
+// linkNames keeps the names from `ip -o link show`, dropping counters and
+// states that change on their own.
+func linkNames(out []byte) []byte {
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			names = append(names, f[1])
+		}
+	}
+	return []byte(strings.Join(names, " "))
+}
+
+// TestNoAllocsPerPacket checks the tundra engine's steady state: the
+// whole process allocates next to nothing while it moves packets.
+func TestNoAllocsPerPacket(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	rep, code, stderr := runJSON(t, context.Background(), "-scenarios", "rx,tx,fwd,rr", "-sizes", "64", "-engines", "tundra", "-duration", "300ms", "-warmup", "50ms", "-reps", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, r := range rep.Results {
+		if r.Engine != "tundra" {
+			continue
+		}
+		s := r.Samples[0]
+		pkts := s.PPS * s.Seconds
+		if r.Scenario == "rr" {
+			pkts = s.RPS * s.Seconds
+		}
+		// A few objects over a window (a timer, the runtime's own) are
+		// fine; one per hundred packets is not.
+		if pkts < 100 || float64(s.Allocs) > 50+pkts/100 {
+			t.Errorf("%s: %d allocations for %.0f packets", r.caseSpec, s.Allocs, pkts)
+		}
+	}
+}
+
+func mustAddrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
