@@ -222,9 +222,8 @@ func createDirect(s spec) (_ *Device, err error) {
 	}
 	d := newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo)
 	if s.tun.VnetHdr {
-		var probeNotes []string
-		offloads, probeNotes = probeOffloads(t.Fd(), s.local, offloads)
-		d.enableOffloads(offloads, append(offloadNotes, probeNotes...))
+		offloads, segments, probeNotes := probeOffloads(t.Fd(), s.local, offloads)
+		d.enableOffloads(offloads, segments, append(offloadNotes, probeNotes...))
 	}
 	return d, nil
 }
@@ -301,7 +300,7 @@ func Adopt(fd int) (*Device, error) {
 		// Packets carry the virtio-net header; whoever made the device
 		// chose the offloads, so reads split whatever arrives and writes
 		// are not merged.
-		d.enableOffloads(vnet.Offloads{}, []string{"adopted device: its offloads are unknown, so writes are not coalesced"})
+		d.enableOffloads(vnet.Offloads{}, vnet.MaxSegments, []string{"adopted device: its offloads are unknown, so writes are not coalesced"})
 	}
 	return d, nil
 }

@@ -45,8 +45,9 @@ func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []stri
 // answers it locally), and turns off the coalescing of any kind the kernel
 // refuses with EINVAL: some kernels have accepted TUNSETOFFLOAD and then
 // rejected the writes it allows. Only the address's family is probed.
-func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, []string) {
+func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, int, []string) {
 	var notes []string
+	segments := vnet.MaxSegments
 	src := netip.AddrPortFrom(local, 9)
 	dst := netip.AddrPortFrom(local, 9)
 	payload := make([]byte, 512)
@@ -88,15 +89,35 @@ func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, 
 			got.UDP = false
 		}
 	}
-	return got, notes
+	if got.UDP && probeSegments(fd, src, dst, got) {
+		segments = vnet.MaxSegmentsLimit
+	}
+	return got, segments, notes
+}
+
+// probeSegments reports whether the kernel takes a UDP super-packet of
+// vnet.MaxSegmentsLimit small segments (Linux 6.11 raised its limit from
+// 64 to 128): more packets per write when it does.
+func probeSegments(fd int, src, dst netip.AddrPort, got vnet.Offloads) bool {
+	pkts := make([][]byte, vnet.MaxSegmentsLimit)
+	for i := range pkts {
+		pkts[i], _ = packet.UDP(src, dst, make([]byte, 16))
+	}
+	co := vnet.NewCoalescer(vnet.Config{Offloads: got, MaxSegments: vnet.MaxSegmentsLimit})
+	items, err := co.Coalesce(pkts, 0)
+	if err != nil || len(items) != 1 {
+		return false
+	}
+	_, err = unix.Writev(fd, items[0].Vec)
+	return err == nil
 }
 
 // enableOffloads switches the device's queues to the virtio-net header
-// path, coalescing what o allows.
-func (d *Device) enableOffloads(o vnet.Offloads, notes []string) {
+// path, coalescing what o allows, at most segments packets per write.
+func (d *Device) enableOffloads(o vnet.Offloads, segments int, notes []string) {
 	d.offloads, d.offloadNotes = o, notes
 	for _, q := range d.queues {
 		q.framer = nil
-		q.vn.co = vnet.NewCoalescer(vnet.Config{Offloads: o})
+		q.vn.co = vnet.NewCoalescer(vnet.Config{Offloads: o, MaxSegments: segments})
 	}
 }

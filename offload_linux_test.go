@@ -211,6 +211,14 @@ func TestOffloadForwarderTCP(t *testing.T) {
 			if f.superPackets.Load() == 0 {
 				t.Error("no super-packet crossed the forwarder: offloads did not engage")
 			}
+			// Everything read was written: the loop counts segments and
+			// their IP bytes the same on both sides.
+			var st loop.Stats
+			f.l.Do(func() { st = f.l.Stats() })
+			t.Logf("loop: %d packets / %d bytes in, %d / %d out, %d system calls", st.PacketsIn, st.BytesIn, st.PacketsOut, st.BytesOut, st.Syscalls)
+			if st.PacketsIn != st.PacketsOut || st.BytesIn != st.BytesOut || st.BytesIn < 256<<20 {
+				t.Errorf("in %d packets %d bytes, out %d packets %d bytes: the counts disagree", st.PacketsIn, st.BytesIn, st.PacketsOut, st.BytesOut)
+			}
 		})
 	}
 }

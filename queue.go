@@ -164,6 +164,9 @@ func (q *Queue) Send(parts ...[]byte) error {
 		q.vn.parts = append(append(q.vn.parts[:0], q.vn.zero[:]), parts...)
 		err := p.Send(q.vn.parts...)
 		clear(q.vn.parts)
+		if err == nil {
+			p.Account(0, 0, 0, -vnet.HeaderLen) // Send counted the header too
+		}
 		return err
 	}
 	return p.Send(parts...)

@@ -104,7 +104,11 @@ func (q *Queue) recvVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
 			// it is dropped, and said so.
 			return stop(q.refused(err))
 		}
-		p.CountSegments(k-1, 0)
+		bytes := 0
+		for _, size := range sizes[n : n+k] {
+			bytes += size
+		}
+		p.Account(k-1, bytes-got, 0, 0) // Recv counted one packet of got bytes
 		n += k
 	}
 	return n, nil
@@ -140,7 +144,11 @@ func (q *Queue) splitPending(bufs [][]byte, sizes []int, offset int) (int, error
 	}
 	q.vn.pendingLen = 0
 	if p := q.p.Load(); p != nil {
-		p.CountSegments(k, 0)
+		bytes := 0
+		for _, size := range sizes[:k] {
+			bytes += size
+		}
+		p.Account(k-1, bytes-len(raw), 0, 0) // counted when first read, as one packet of len(raw) bytes
 	}
 	return k, nil
 }
@@ -161,7 +169,16 @@ func (q *Queue) sendVnet(bufs [][]byte, offset int) (int, error) {
 	for _, it := range items {
 		err := p.Send(it.Vec...)
 		if err == nil {
-			p.CountSegments(0, len(it.Index)-1)
+			// Send counted one packet of the writev's bytes; the packets
+			// are len(Index), each with its own headers.
+			bytes, counted := 0, 0
+			for _, i := range it.Index {
+				bytes += len(bufs[i]) - offset
+			}
+			for _, v := range it.Vec {
+				counted += len(v)
+			}
+			p.Account(0, 0, len(it.Index)-1, bytes-counted)
 			sent += len(it.Index)
 			continue
 		}
@@ -204,7 +221,8 @@ func (q *Queue) RecvGSO(b []byte) (int, vnet.Header, error) {
 	}
 	if h.IsGSO() {
 		if l, err := vnet.Inspect(b[:n], h); err == nil {
-			p.CountSegments(l.Segments-1, 0)
+			// Each segment repeats the headers.
+			p.Account(l.Segments-1, (l.Segments-1)*l.HeaderLen, 0, 0)
 		}
 	}
 	return n, h, nil
@@ -235,8 +253,10 @@ func (q *Queue) SendGSO(h vnet.Header, pkt []byte) error {
 	}
 	if out.IsGSO() {
 		if l, err := vnet.Inspect(pkt, out); err == nil {
-			p.CountSegments(0, l.Segments-1)
+			p.Account(0, 0, l.Segments-1, (l.Segments-1)*l.HeaderLen-vnet.HeaderLen)
 		}
+	} else {
+		p.Account(0, 0, 0, -vnet.HeaderLen)
 	}
 	return nil
 }

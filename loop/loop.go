@@ -596,7 +596,8 @@ func (l *Loop) now() int64 { return int64(time.Since(l.start)) }
 
 // counter is a statistic written only by the loop's thread and read by any
 // goroutine. One writer means an atomic load and store suffice: no locked
-// read-modify-write on the per-packet path.
+// read-modify-write on the per-packet path. Adding a negative correction
+// converted to uint64 subtracts (arithmetic wraps).
 type counter struct{ v atomic.Uint64 }
 
 func (c *counter) add(n uint64) { c.v.Store(c.v.Load() + n) }

@@ -42,8 +42,9 @@ type PacketConfig struct {
 }
 
 // MaxSendParts is the most slices Send takes for one packet: enough for a
-// GSO super-packet of 63 segments written without copying payloads.
-const MaxSendParts = 64
+// GSO super-packet of 128 segments, written without copying payloads, and
+// its headers.
+const MaxSendParts = 129
 
 // maxHeader bounds Framer.HeaderLen (the virtio-net header with its
 // extensions is the largest in use, 12 bytes).
@@ -496,16 +497,20 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	return i, err
 }
 
-// CountSegments adds to the loop's packet counters the packets that the
-// last Recv or Send carried beyond the one it counted: a GSO super-packet
-// of n segments read or written with one call is n packets. Loop-only.
-func (p *PacketFD) CountSegments(in, out int) {
+// Account corrects the loop's packet and byte counters for the last Recv
+// or Send, which counted one packet and the bytes it moved: a GSO
+// super-packet of n segments read or written with one call is n packets,
+// whose IP bytes (each segment's headers included) the caller knows. The
+// arguments are signed adjustments. Loop-only.
+func (p *PacketFD) Account(inPackets, inBytes, outPackets, outBytes int) {
 	l, err := p.owned()
 	if err != nil {
 		return
 	}
-	l.st.packetsIn.add(uint64(in))
-	l.st.packetsOut.add(uint64(out))
+	l.st.packetsIn.add(uint64(inPackets))
+	l.st.bytesIn.add(uint64(inBytes))
+	l.st.packetsOut.add(uint64(outPackets))
+	l.st.bytesOut.add(uint64(outBytes))
 }
 
 // Notify arms the readiness callback for ev and has the loop check the

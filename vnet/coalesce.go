@@ -18,12 +18,18 @@ type Offloads struct {
 
 // DefaultMaxParts is the default Config.MaxParts: loop.MaxSendParts, the
 // most slices the loop's PacketFD.Send takes for one writev.
-const DefaultMaxParts = 64
+const DefaultMaxParts = 129
 
-// MaxSegments is the most packets an Item carries whatever MaxParts allows:
-// the kernel's UDP GRO stops at 64 (UDP_GRO_CNT_MAX) and older kernels take
-// at most 64 UDP segments from a TUN write (UDP_MAX_SEGMENTS).
+// MaxSegments is the default Config.MaxSegments, the most packets an Item
+// carries: the kernel's UDP GRO stops at 64 (UDP_GRO_CNT_MAX) and older
+// kernels take at most 64 UDP segments from a TUN write
+// (UDP_MAX_SEGMENTS). Newer ones take 128 (Linux 6.11 raised
+// UDP_MAX_SEGMENTS); a caller that checked may ask for up to
+// MaxSegmentsLimit.
 const MaxSegments = 64
+
+// MaxSegmentsLimit bounds Config.MaxSegments.
+const MaxSegmentsLimit = 128
 
 // Config configures a Coalescer.
 type Config struct {
@@ -36,6 +42,9 @@ type Config struct {
 	// more than MaxSegments. 0 means DefaultMaxParts; a single packet
 	// takes two slices, so 1 counts as 2.
 	MaxParts int
+	// MaxSegments bounds the packets of one Item; 0 means MaxSegments (64).
+	// Values above MaxSegmentsLimit count as MaxSegmentsLimit.
+	MaxSegments int
 	// TrustChecksums skips verifying each packet's TCP or UDP checksum
 	// before merging it. The kernel's GRO verifies them, and a super-packet
 	// goes up the stack marked as checksummed, so a corrupt segment merged
@@ -101,7 +110,11 @@ func NewCoalescer(cfg Config) *Coalescer {
 		cfg.MaxParts = DefaultMaxParts
 	}
 	cfg.MaxParts = max(cfg.MaxParts, 2)
-	return &Coalescer{cfg: cfg, maxSegs: int32(min(cfg.MaxParts-1, MaxSegments))}
+	if cfg.MaxSegments <= 0 {
+		cfg.MaxSegments = MaxSegments
+	}
+	cfg.MaxSegments = min(cfg.MaxSegments, MaxSegmentsLimit)
+	return &Coalescer{cfg: cfg, maxSegs: int32(min(cfg.MaxParts-1, cfg.MaxSegments))}
 }
 
 // Config returns the configuration the Coalescer uses (with defaults

@@ -506,3 +506,24 @@ func TestCoalesceMaxParts32(t *testing.T) {
 		t.Fatalf("packets per item %v, want [31 31 8]", got)
 	}
 }
+
+// MaxSegments raises the per-Item packet bound up to MaxSegmentsLimit.
+func TestCoalesceMaxSegments(t *testing.T) {
+	for _, tc := range []struct {
+		segs int
+		want []int
+	}{{0, []int{64, 64, 2}}, {128, []int{128, 2}}, {1000, []int{128, 2}}} {
+		pkts := withRoom(udp4Flow().datagrams(t, 130, 64, 0), 16)
+		items, err := NewCoalescer(Config{Offloads: allOffloads, MaxSegments: tc.segs}).Coalesce(pkts, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, it := range items {
+			got = append(got, it.Packets())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("MaxSegments %d: packets per item %v, want %v", tc.segs, got, tc.want)
+		}
+	}
+}

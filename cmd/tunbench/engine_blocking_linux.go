@@ -27,7 +27,7 @@ type blockingDev struct {
 }
 
 func (blockingEngine) open(s devSpec) (device, error) {
-	d, err := openTundraDev(s)
+	d, err := openTundraDev(s, false)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,7 @@ func sumStats(known bool, sts ...*ioStats) engineCounters {
 }
 
 // engines are every engine, in the order tables list them.
-var engines = []engine{tundraEngine{}, blockingEngine{}, netpollEngine{}, wgEngine{}}
+var engines = []engine{tundraEngine{}, tundraEngine{gso: true}, blockingEngine{}, netpollEngine{}, wgEngine{}}
 
 // ceilingEngine is not an engine: its devices have no reader, so the
 // kernel drops what it sends them. Runs with it measure the generator
@@ -129,7 +129,7 @@ type ceilingEngine struct{}
 const ceilingName = "generator alone"
 
 func (ceilingEngine) name() string                   { return ceilingName }
-func (ceilingEngine) open(s devSpec) (device, error) { return openTundraDev(s) }
+func (ceilingEngine) open(s devSpec) (device, error) { return openTundraDev(s, false) }
 func (ceilingEngine) start(job, int) (runner, error) { return idleRunner{}, nil }
 
 type idleRunner struct{}
@@ -146,11 +146,15 @@ type tundraDev struct {
 func (d *tundraDev) ifname() string { return d.d.Name() }
 func (d *tundraDev) close()         { d.d.Close() }
 
-func openTundraDev(s devSpec) (*tundraDev, error) {
+func openTundraDev(s devSpec, gso bool) (*tundraDev, error) {
 	var d *tundra.Device
+	opts := []tundra.Option{tundra.Name(s.name), tundra.MTU(s.mtu)}
+	if gso {
+		opts = append(opts, tundra.Offloads(tundra.AllOffloads))
+	}
 	err := s.ns.Do(func() error {
 		var err error
-		d, err = tundra.Create(s.addrs[0].String(), tundra.Name(s.name), tundra.MTU(s.mtu))
+		d, err = tundra.Create(s.addrs[0].String(), opts...)
 		if err != nil {
 			return err
 		}

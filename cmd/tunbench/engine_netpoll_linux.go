@@ -25,7 +25,7 @@ type netpollDev struct {
 }
 
 func (netpollEngine) open(s devSpec) (device, error) {
-	d, err := openTundraDev(s)
+	d, err := openTundraDev(s, false)
 	if err != nil {
 		return nil, err
 	}

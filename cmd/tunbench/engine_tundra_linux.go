@@ -18,14 +18,23 @@ type tundraEngine struct {
 	// budget is the loop's per-registration read budget per round
 	// (loop.Budget); 0 keeps the library's default.
 	budget int
+	// gso gives the devices offloads (tundra.Offloads): reads bring
+	// super-packets that RecvBatch splits, writes are merged by GRO rules,
+	// and forwarding passes super-packets through untouched.
+	gso bool
 }
 
-func (tundraEngine) name() string { return "tundra" }
+func (e tundraEngine) name() string {
+	if e.gso {
+		return "tundra-gso"
+	}
+	return "tundra"
+}
 
-func (tundraEngine) open(s devSpec) (device, error) { return openTundraDev(s) }
+func (e tundraEngine) open(s devSpec) (device, error) { return openTundraDev(s, e.gso) }
 
 // tundraBatch is how many packets one RecvBatch or SendBatch moves.
-const tundraBatch = 64
+const tundraBatch = 128
 
 // tundraRunner drives a job on one loop. Its callbacks allocate nothing:
 // the buffers are made once, here.
@@ -45,18 +54,47 @@ type pump struct {
 	in    *tundra.Queue
 	out   *tundra.Queue // nil: drain and discard
 	swap  bool
+	off   int // headroom before each packet: the virtio-net header with offloads
 	bufs  [][]byte
 	outs  [][]byte
 	sizes []int
 }
 
 func newPump(r *tundraRunner, in, out *tundra.Queue, swap bool) *pump {
-	p := &pump{r: r, in: in, out: out, swap: swap,
+	p := &pump{r: r, in: in, out: out, swap: swap, off: in.HeaderLen(),
 		bufs: make([][]byte, tundraBatch), outs: make([][]byte, tundraBatch), sizes: make([]int, tundraBatch)}
+	size := readBufSize
+	if p.off > 0 {
+		size = p.off + tundra.MaxPacket // super-packets land whole before splitting
+	}
 	for i := range p.bufs {
-		p.bufs[i] = make([]byte, readBufSize)
+		p.bufs[i] = make([]byte, size)
 	}
 	return p
+}
+
+// passthrough forwards super-packets from in to out untouched (RecvGSO,
+// SendGSO): a forwarder between two devices with offloads never splits or
+// re-merges.
+type passthrough struct {
+	r       *tundraRunner
+	in, out *tundra.Queue
+	buf     []byte
+}
+
+func (p *passthrough) run() {
+	for {
+		n, h, err := p.in.RecvGSO(p.buf)
+		if err != nil {
+			if !errors.Is(err, tundra.ErrWouldBlock) {
+				p.r.fail(err)
+			}
+			return
+		}
+		if err := p.out.SendGSO(h, p.buf[:n]); err != nil {
+			p.r.fail(err)
+		}
+	}
 }
 
 // run drains the input queue. RecvBatch returns fewer packets than asked
@@ -64,7 +102,7 @@ func newPump(r *tundraRunner, in, out *tundra.Queue, swap bool) *pump {
 // loop calls again when there is more, so the callback just returns.
 func (p *pump) run() {
 	for {
-		n, err := p.in.RecvBatch(p.bufs, p.sizes, 0)
+		n, err := p.in.RecvBatch(p.bufs, p.sizes, p.off)
 		if err != nil {
 			if !errors.Is(err, tundra.ErrWouldBlock) {
 				p.r.fail(err)
@@ -73,13 +111,13 @@ func (p *pump) run() {
 		}
 		if p.out != nil {
 			for i := range n {
-				pk := p.bufs[i][:p.sizes[i]]
+				pk := p.bufs[i][:p.off+p.sizes[i]]
 				if p.swap {
-					turnAround(pk)
+					turnAround(pk[p.off:])
 				}
 				p.outs[i] = pk
 			}
-			p.r.send(p.out, p.outs[:n])
+			p.r.send(p.out, p.outs[:n], p.off)
 		}
 		if n < len(p.bufs) {
 			return
@@ -87,10 +125,10 @@ func (p *pump) run() {
 	}
 }
 
-// send writes pkts, skipping any the kernel refuses.
-func (r *tundraRunner) send(q *tundra.Queue, pkts [][]byte) {
+// send writes pkts (each at offset off), skipping any the kernel refuses.
+func (r *tundraRunner) send(q *tundra.Queue, pkts [][]byte, off int) {
 	for len(pkts) > 0 {
-		k, err := q.SendBatch(pkts, 0)
+		k, err := q.SendBatch(pkts, off)
 		if err == nil {
 			return
 		}
@@ -133,6 +171,15 @@ func (e tundraEngine) start(j job, cpu int) (runner, error) {
 		case jobForward:
 			b := j.b.(*tundraDev).d
 			qb := b.Queues()[0]
+			if e.gso {
+				ab := &passthrough{r: r, in: qa, out: qb, buf: make([]byte, tundra.MaxPacket)}
+				ba := &passthrough{r: r, in: qb, out: qa, buf: make([]byte, tundra.MaxPacket)}
+				if attachErr = a.Attach(l, func(*tundra.Queue, loop.Events) { ab.run() }); attachErr != nil {
+					return
+				}
+				attachErr = b.Attach(l, func(*tundra.Queue, loop.Events) { ba.run() })
+				return
+			}
 			ab, ba := newPump(r, qa, qb, false), newPump(r, qb, qa, false)
 			if attachErr = a.Attach(l, func(*tundra.Queue, loop.Events) { ab.run() }); attachErr != nil {
 				return
@@ -140,7 +187,14 @@ func (e tundraEngine) start(j job, cpu int) (runner, error) {
 			attachErr = b.Attach(l, func(*tundra.Queue, loop.Events) { ba.run() })
 		case jobBlast:
 			drain := newPump(r, qa, nil, false)
-			pkts := j.pkts
+			pkts, off := j.pkts, qa.HeaderLen()
+			if off > 0 {
+				// Headroom for the virtio-net header before each packet.
+				pkts = make([][]byte, len(j.pkts))
+				for i, p := range j.pkts {
+					pkts[i] = append(make([]byte, off, off+len(p)), p...)
+				}
+			}
 			attachErr = a.Attach(l, func(q *tundra.Queue, ev loop.Events) {
 				if ev&loop.Readable != 0 {
 					drain.run() // whatever the kernel sends out (IPv6 chatter)
@@ -151,7 +205,7 @@ func (e tundraEngine) start(j job, cpu int) (runner, error) {
 				// A few batches, then back to the loop for a round: the
 				// loop stays responsive and counts what it does.
 				for range 4 {
-					r.send(q, pkts)
+					r.send(q, pkts, off)
 				}
 				q.Notify(loop.Writable)
 			})

@@ -87,7 +87,7 @@ func newFlagSet(out io.Writer) (*flag.FlagSet, flagValues) {
 	fs.SetOutput(out)
 	v := flagValues{
 		scenarios: fs.String("scenarios", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated"),
-		engines:   fs.String("engines", "tundra,blocking,netpoll,wireguard-go", "engines to compare, comma-separated"),
+		engines:   fs.String("engines", "tundra,tundra-gso,blocking,netpoll,wireguard-go", "engines to compare, comma-separated"),
 		sizes:     fs.String("sizes", "", "IP packet sizes in bytes, comma-separated, 48..1500 (default: 64, and 1400 for rx and tx)"),
 		flows:     fs.String("flows", "", "UDP flows, comma-separated, 1..256 (default: 1, and 16 for tx); with more than one, tx mixes IPv4 and IPv6"),
 		duration:  fs.Duration("duration", 500*time.Millisecond, "measured time of each run (fwd-tcp with iperf3: whole seconds, at least 1)"),
@@ -146,8 +146,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	for i, e := range o.engines {
-		if _, ok := e.(tundraEngine); ok {
-			o.engines[i] = tundraEngine{budget: o.budget}
+		if te, ok := e.(tundraEngine); ok {
+			o.engines[i] = tundraEngine{budget: o.budget, gso: te.gso}
 		}
 	}
 	scen, err := parseList(*v.scenarios, "-scenarios", func(s string) (string, error) {

@@ -48,7 +48,7 @@ func TestOptionsDefault(t *testing.T) {
 	for _, e := range o.engines {
 		names = append(names, e.name())
 	}
-	if want := []string{"tundra", "blocking", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
+	if want := []string{"tundra", "tundra-gso", "blocking", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
 		t.Errorf("engines %v, want %v", names, want)
 	}
 	if o.reps != 3 || o.queues != 1 || o.json || o.duration <= 0 {
@@ -72,7 +72,7 @@ func TestOptionsChoose(t *testing.T) {
 		t.Errorf("reps %d json %v", o.reps, o.json)
 	}
 	o, err = parseOptions([]string{"-tundra-budget", "4096"}, os.Stderr)
-	if err != nil || o.engines[0] != (tundraEngine{budget: 4096}) {
+	if err != nil || o.engines[0] != (tundraEngine{budget: 4096}) || o.engines[1] != (tundraEngine{budget: 4096, gso: true}) {
 		t.Errorf("-tundra-budget: %v %v", o.engines, err)
 	}
 }
