@@ -1,13 +1,9 @@
 package tundra
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -138,65 +134,15 @@ func (f *forwarder) note(err error) {
 	}
 }
 
-// transferTCP sends size bytes from A to B through the forwarder and
-// returns whether they arrived byte for byte.
+// transferTCP sends size bytes from A to B through the forwarder, byte for
+// byte, and logs what crossed.
 func transferTCP(t *testing.T, f *forwarder, size int) {
 	t.Helper()
-	data := make([]byte, size)
-	rand.NewChaCha8([32]byte{9}).Read(data)
-	want := sha256.Sum256(data)
-	var ln net.Listener
-	if err := f.b.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp4", "10.81.0.2:7001")
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	el, err := netnstest.TransferTCP(f.a, f.b, "10.81.0.2:7001", size, 120*time.Second)
+	if err != nil {
+		t.Fatalf("%v (forwarder errors %d, last %v)", err, f.errs.Load(), f.lastErr.Load())
 	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		var r result
-		copy(r.sum[:], h.Sum(nil))
-		r.n, r.err = n, err
-		got <- r
-	}()
-	var conn net.Conn
-	if err := f.a.Do(func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp4", "10.81.0.2:7001", 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if _, err := io.Copy(conn, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	select {
-	case r := <-got:
-		if r.err != nil || r.n != int64(size) || r.sum != want {
-			t.Fatalf("received %d of %d bytes, sha256 equal %v, %v (forwarder errors %d, last %v)", r.n, size, r.sum == want, r.err, f.errs.Load(), f.lastErr.Load())
-		}
-	case <-time.After(120 * time.Second):
-		t.Fatal("transfer did not finish")
-	}
-	el := time.Since(start)
-	t.Logf("%d MiB in %v (%.2f Gbit/s); %d packets moved, %d super-packets seen, %d forwarder errors",
+	t.Logf("%d MiB in %v (%.2f Gbit/s), SHA-256 identical; %d packets moved, %d super-packets seen, %d forwarder errors",
 		size>>20, el.Round(time.Millisecond), float64(size)*8/el.Seconds()/1e9, f.moved.Load(), f.superPackets.Load(), f.errs.Load())
 }
 

@@ -2,21 +2,17 @@ package tun_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -632,38 +628,6 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// helperBinary copies the test binary to a directory other users can reach:
-// go test builds it under a 0700 directory.
-func helperBinary(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tundra-tun-helper-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	bin := filepath.Join(dir, "tun.test")
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
 // runHelper runs TestHelperProcess as uid/gid (no supplementary groups),
 // born inside ns, and returns its RESULT line. /dev/net/tun is often mode
 // 0600, so the child keeps CAP_DAC_OVERRIDE (and only that) as an ambient
@@ -671,32 +635,8 @@ func helperBinary(t *testing.T) string {
 // since it lacks CAP_NET_ADMIN.
 func runHelper(t *testing.T, ns *netnstest.Namespace, bin, name string, uid, gid uint32) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Dir = filepath.Dir(bin)
-	cmd.Env = append(os.Environ(), helperEnv+"="+name)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential:  &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}},
-		AmbientCaps: []uintptr{unix.CAP_DAC_OVERRIDE},
-	}
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := ns.Start(cmd); err != nil {
-		t.Fatalf("start helper as %d:%d: %v", uid, gid, err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper as %d:%d: %v\n%s", uid, gid, err, out.String())
-	}
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(line, "RESULT ") {
-			t.Logf("helper as uid %d gid %d: %s", uid, gid, line)
-			return line
-		}
-	}
-	t.Fatalf("helper as %d:%d printed no RESULT:\n%s", uid, gid, out.String())
-	return ""
+	return netnstest.Child{Bin: bin, Run: "TestHelperProcess", Env: []string{helperEnv + "=" + name},
+		Uid: uid, Gid: gid, Caps: []uintptr{unix.CAP_DAC_OVERRIDE}}.RunIn(t, ns)
 }
 
 func TestPersistOwnerGroup(t *testing.T) {
@@ -739,7 +679,7 @@ func TestPersistOwnerGroup(t *testing.T) {
 		t.Fatalf("ip after Close: %+v (user %v group %v), want persist, user 12345, group 23456", d, d.User, d.Group)
 	}
 
-	bin := helperBinary(t)
+	bin := netnstest.HelperBinary(t)
 	if res := runHelper(t, ns, bin, name, 12345, 23456); !strings.HasPrefix(res, "RESULT ok name="+name) {
 		t.Errorf("owner uid and group could not attach: %s", res)
 	}
