@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,9 +37,45 @@ func (b *bench) enginesFor(c caseSpec) []engine {
 	var es []engine
 	switch c.Scenario {
 	case "rx", "rx-gso", "fwd":
-		es = append(es, ceilingEngine{})
+		es = append(es, ceilingEngine{}.withQueues(b.opt.queues[0]))
+	case "tun2udp":
+		// Relays, not engines on devices: only the engines that have one.
+		for _, e := range b.opt.engines {
+			if hasRelay(e) {
+				es = append(es, e)
+			}
+		}
+		return es
 	}
 	return append(es, b.opt.engines...)
+}
+
+// queuesNote says how the engines use the queue counts asked for, and
+// where their loops run; "" for the default single queue.
+func (b *bench) queuesNote() string {
+	if slices.Equal(b.opt.queues, []int{1}) {
+		return ""
+	}
+	var parts []string
+	parts = append(parts, fmt.Sprintf("%s asked for; tundra and tundra-gso run one loop per queue (loop.Group), flows spread over the queues by the kernel's hash (rx, fwd) or by the engine (tx: flow f through queue ⌊f/2⌋ mod n, both families on each)", joinInts(b.opt.queues)))
+	if b.pins.engine >= 0 {
+		parts = append(parts, fmt.Sprintf("every loop runs on CPU %d, the engine's: CPU %d is the traffic's, so raw packets per second cannot grow with the queues here; compare Mpkt/cpu-s, the cost per packet", b.pins.engine, b.pins.helper))
+	}
+	if len(b.opt.singleOnly) > 0 {
+		parts = append(parts, fmt.Sprintf("%s: single-queue only, run with 1 queue", strings.Join(b.opt.singleOnly, ", ")))
+		if b.opt.queues[0] != 1 {
+			parts[len(parts)-1] = fmt.Sprintf("%s: single-queue only, not run", strings.Join(b.opt.singleOnly, ", "))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // runAll runs every case, repetition and engine, until done or ctx is
@@ -95,6 +134,8 @@ func (b *bench) runOne(ctx context.Context, c caseSpec, e engine, rep int) sampl
 		s, err = b.runFwd(ctx, c, e)
 	case "fwd-tcp":
 		s, err = b.runFwdTCP(ctx, c, e)
+	case "tun2udp":
+		s, err = b.runTun2UDP(ctx, c, e)
 	case "rr":
 		s, err = b.runRR(ctx, c, e)
 	default:
@@ -115,7 +156,7 @@ func (s sample) summary(c caseSpec) string {
 	switch c.Scenario {
 	case "rr":
 		return fmt.Sprintf("%.0f req/s, p50 %.1fµs p99 %.1fµs p99.9 %.1fµs, cpu %.0f%%", s.RPS, s.P50us, s.P99us, s.P999us, s.CPU)
-	case "fwd-tcp":
+	case "fwd-tcp", "tun2udp":
 		return fmt.Sprintf("%.2f Gbit/s, %.3f Mpps, cpu %.0f%%, %d retransmits", s.Gbps, s.PPS/1e6, s.CPU, s.Retransmits)
 	}
 	line := fmt.Sprintf("%.3f Mpps, %.2f Gbit/s, cpu %.0f%%, drops %.1f%%", s.PPS/1e6, s.Gbps, s.CPU, s.DropPct)

@@ -27,7 +27,7 @@ type blockingDev struct {
 }
 
 func (blockingEngine) open(s devSpec) (device, error) {
-	d, err := openTundraDev(s, false)
+	d, err := openTundraDev(s, false, 1)
 	if err != nil {
 		return nil, err
 	}

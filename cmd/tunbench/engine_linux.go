@@ -28,6 +28,13 @@ type engine interface {
 	start(j job, cpu int) (runner, error)
 }
 
+// multiQueue is an engine that can serve a multi-queue device
+// (tundra.Queues), one loop per queue.
+type multiQueue interface {
+	// withQueues is the same engine on devices with n queues.
+	withQueues(n int) engine
+}
+
 // devSpec describes a device a scenario needs.
 type devSpec struct {
 	ns    *netns.Namespace
@@ -56,6 +63,10 @@ type job struct {
 	kind jobKind
 	a, b device
 	pkts [][]byte // jobBlast: the packets to write, in order, again and again
+	// flows is how many flows pkts holds: packet i belongs to flow
+	// i%flows (see txPackets). A multi-queue engine writes each flow
+	// through one queue.
+	flows int
 	// wake sends a packet out of every device of the job, so that a thread
 	// blocked in read(2) returns and sees that it must stop.
 	wake func()
@@ -70,6 +81,9 @@ type engineCounters struct {
 	syscalls                           uint64
 	syscallsKnown                      bool
 	errors                             uint64
+	// perQueue is packets read plus written by each queue's loop, for
+	// engines with more than one.
+	perQueue []uint64
 }
 
 // runner is a job in progress.
@@ -124,13 +138,16 @@ var engines = []engine{tundraEngine{}, tundraEngine{gso: true}, blockingEngine{}
 // ceilingEngine is not an engine: its devices have no reader, so the
 // kernel drops what it sends them. Runs with it measure the generator
 // alone, its ceiling.
-type ceilingEngine struct{}
+type ceilingEngine struct {
+	queues int // device queues; 0 means 1
+}
 
 const ceilingName = "generator alone"
 
-func (ceilingEngine) name() string                   { return ceilingName }
-func (ceilingEngine) open(s devSpec) (device, error) { return openTundraDev(s, false) }
-func (ceilingEngine) start(job, int) (runner, error) { return idleRunner{}, nil }
+func (ceilingEngine) name() string                     { return ceilingName }
+func (e ceilingEngine) open(s devSpec) (device, error) { return openTundraDev(s, false, e.queues) }
+func (ceilingEngine) start(job, int) (runner, error)   { return idleRunner{}, nil }
+func (ceilingEngine) withQueues(n int) engine          { return ceilingEngine{queues: n} }
 
 type idleRunner struct{}
 
@@ -146,9 +163,14 @@ type tundraDev struct {
 func (d *tundraDev) ifname() string { return d.d.Name() }
 func (d *tundraDev) close()         { d.d.Close() }
 
-func openTundraDev(s devSpec, gso bool) (*tundraDev, error) {
+// openTundraDev creates the device in s.ns with queues queues (0 means 1)
+// and, with gso, every offload.
+func openTundraDev(s devSpec, gso bool, queues int) (*tundraDev, error) {
 	var d *tundra.Device
 	opts := []tundra.Option{tundra.Name(s.name), tundra.MTU(s.mtu)}
+	if queues > 1 {
+		opts = append(opts, tundra.Queues(queues))
+	}
 	if gso {
 		opts = append(opts, tundra.Offloads(tundra.AllOffloads))
 	}

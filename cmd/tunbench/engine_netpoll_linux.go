@@ -25,7 +25,7 @@ type netpollDev struct {
 }
 
 func (netpollEngine) open(s devSpec) (device, error) {
-	d, err := openTundraDev(s, false)
+	d, err := openTundraDev(s, false, 1)
 	if err != nil {
 		return nil, err
 	}

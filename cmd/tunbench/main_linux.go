@@ -37,8 +37,7 @@ func main() {
 	os.Exit(code)
 }
 
-// command is a subcommand: tunbench NAME [args]. Later ones (replay,
-// capture) slot in here.
+// command is a subcommand: tunbench NAME [args].
 type command struct {
 	name    string
 	summary string
@@ -48,6 +47,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"bench", "run the benchmarks (the default when the first argument is a flag or absent)", runBench},
+		{"replay", "replay a pcap/pcapng file into a fresh TUN device and show what the kernel did with each packet", runReplay},
+		{"capture", "write what the kernel sends through a fresh TUN device (while a command runs) to a pcap file", runCapture},
 		{"help", "show this help", runHelp},
 	}
 }
@@ -77,6 +78,7 @@ func runHelp(_ context.Context, _ []string, stdout, _ io.Writer) int {
 	fmt.Fprintln(stdout, "\nflags of bench:")
 	fs, _ := newFlagSet(stdout)
 	fs.PrintDefaults()
+	fmt.Fprintln(stdout, "\ntunbench replay -h and tunbench capture -h show theirs.")
 	return 0
 }
 

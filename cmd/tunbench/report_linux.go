@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,7 +39,7 @@ var rules = map[string]string{
 	"generator-bound": fmt.Sprintf("the engine took at least %.0f%% of what the generator sent (median over repetitions): the generator, not the engine, set the rate, so the figure is a floor of what the engine can do", keptUpShare*100),
 	"noisy":           fmt.Sprintf("(max-min)/median of the row's first figure is above %.0f%%: the repetitions disagree; rerun with more -reps or on a quieter machine", noisySpread*100),
 	"contended":       fmt.Sprintf("something other than tunbench (other processes, kernel threads, interrupts) used %.0f%% or more of the engine's or the helpers' CPU (median over repetitions, from /proc/stat; shown as engine CPU|helper CPU): the figures are what was left over", busyOther),
-	"sender-bound":    fmt.Sprintf("fwd-tcp: the TCP sender and receiver (iperf3's client and server, or the built-in threads), sharing the helper CPU, used %.0f%% of it or more, so they may have set the rate", toolBusy),
+	"sender-bound":    fmt.Sprintf("fwd-tcp, tun2udp: the TCP sender and receiver (iperf3's client and server, or the built-in threads), sharing the helper CPU, used %.0f%% of it or more, so they may have set the rate", toolBusy),
 }
 
 // stat is a median over repetitions with the extremes.
@@ -71,6 +72,7 @@ type row struct {
 	Gbps            *stat    `json:"gbps,omitempty"`
 	CPU             *stat    `json:"cpu_percent,omitempty"`
 	PktsPerSyscall  *stat    `json:"packets_per_syscall,omitempty"`
+	PktsPerCPUSec   *stat    `json:"packets_per_cpu_second,omitempty"`
 	SyscallsCounted string   `json:"syscalls_counted,omitempty"`
 	DropPct         *stat    `json:"drop_percent,omitempty"`
 	GenPPS          *stat    `json:"generator_pps,omitempty"`
@@ -97,7 +99,7 @@ func (r *row) primary() *stat {
 	switch r.Scenario {
 	case "rr":
 		return r.RPS
-	case "fwd-tcp":
+	case "fwd-tcp", "tun2udp":
 		return r.Gbps
 	}
 	return r.PPS
@@ -113,12 +115,15 @@ type machine struct {
 }
 
 type reportConfig struct {
-	Duration float64  `json:"duration_seconds"`
-	Warmup   float64  `json:"warmup_seconds"`
-	Reps     int      `json:"reps"`
-	Queues   int      `json:"queues"`
-	Engines  []string `json:"engines"`
-	TCPTool  string   `json:"tcp_tool,omitempty"`
+	Duration float64 `json:"duration_seconds"`
+	Warmup   float64 `json:"warmup_seconds"`
+	Reps     int     `json:"reps"`
+	// Queues are the device queue counts asked for; QueuesNote says how
+	// the engines used them.
+	Queues     []int    `json:"queues"`
+	QueuesNote string   `json:"queues_note,omitempty"`
+	Engines    []string `json:"engines"`
+	TCPTool    string   `json:"tcp_tool,omitempty"`
 	// TundraBudget is the tundra engine's loop.Budget; 0 is the library's
 	// default.
 	TundraBudget int `json:"tundra_budget"`
@@ -172,6 +177,7 @@ func (b *bench) report(results []caseResult, wall time.Duration, interrupted boo
 	for _, e := range b.opt.engines {
 		rep.Config.Engines = append(rep.Config.Engines, e.name())
 	}
+	rep.Config.QueuesNote = b.queuesNote()
 	if b.opt.needsTCP() {
 		rep.Config.TCPTool = "built-in"
 		if b.iperf3 != "" {
@@ -243,7 +249,7 @@ func aggregate(c caseSpec, engine string, ss []sample) *row {
 		r.P50us = col(func(s sample) float64 { return s.P50us })
 		r.P99us = col(func(s sample) float64 { return s.P99us })
 		r.P999us = col(func(s sample) float64 { return s.P999us })
-	case "fwd-tcp":
+	case "fwd-tcp", "tun2udp":
 		r.Gbps = col(func(s sample) float64 { return s.Gbps })
 		r.PPS = col(func(s sample) float64 { return s.PPS })
 		r.DropPct = col(func(s sample) float64 { return s.DropPct })
@@ -266,6 +272,15 @@ func aggregate(c caseSpec, engine string, ss []sample) *row {
 		default:
 			r.GenPPS = col(func(s sample) float64 { return s.GenPPS })
 		}
+	}
+	if engine != ceilingName && c.Scenario != "rr" {
+		var eff []float64
+		for _, s := range ok {
+			if s.PktsPerCPUSec > 0 {
+				eff = append(eff, s.PktsPerCPUSec)
+			}
+		}
+		r.PktsPerCPUSec = statOf(eff)
 	}
 	// Packets per syscall, from the runs that could count them.
 	var pps []float64
@@ -320,6 +335,18 @@ func aggregate(c caseSpec, engine string, ss []sample) *row {
 	}
 	if r.ToolCPU != nil && r.ToolCPU.Median >= toolBusy {
 		r.Flags = append(r.Flags, "sender-bound")
+	}
+	if len(ok[0].QueueShares) > 1 {
+		// The median run's spread over the queues (by the row's first figure).
+		med := slices.Clone(ok)
+		slices.SortFunc(med, func(a, b sample) int {
+			return cmp.Compare(a.PPS+a.RPS+a.Gbps, b.PPS+b.RPS+b.Gbps)
+		})
+		parts := make([]string, len(med[len(med)/2].QueueShares))
+		for i, sh := range med[len(med)/2].QueueShares {
+			parts[i] = fmt.Sprintf("%.0f%%", sh)
+		}
+		r.Notes = append(r.Notes, "per queue "+strings.Join(parts, "/"))
 	}
 	var errs, lost uint64
 	for _, s := range ok {
@@ -377,6 +404,7 @@ func columnsFor(scenario string) []column {
 	gbps := column{"Gbit/s", func(r *row) *stat { return r.Gbps }, 1, sig}
 	cpu := column{"CPU%", func(r *row) *stat { return r.CPU }, 1, fixed0}
 	pps := column{"pkt/sys", func(r *row) *stat { return r.PktsPerSyscall }, 1, fixed2}
+	eff := column{"Mpkt/cpu-s", func(r *row) *stat { return r.PktsPerCPUSec }, 1e-6, sig}
 	drop := column{"drop%", func(r *row) *stat { return r.DropPct }, 1, fixed1}
 	switch scenario {
 	case "rr":
@@ -387,18 +415,18 @@ func columnsFor(scenario string) []column {
 			{"p99.9 µs", func(r *row) *stat { return r.P999us }, 1, fixed1},
 			cpu, pps,
 		}
-	case "fwd-tcp":
-		return []column{gbps, mpps, cpu, pps, drop,
+	case "fwd-tcp", "tun2udp":
+		return []column{gbps, mpps, cpu, eff, pps, drop,
 			{"retrans", func(r *row) *stat { return r.Retransmits }, 1, fixed0},
 			{"tool CPU%", func(r *row) *stat { return r.ToolCPU }, 1, fixed0},
 		}
 	case "tx":
-		return []column{mpps, gbps, cpu, pps, drop, {"recv Mpps", func(r *row) *stat { return r.RecvPPS }, 1e-6, sig}}
+		return []column{mpps, gbps, cpu, eff, pps, drop, {"recv Mpps", func(r *row) *stat { return r.RecvPPS }, 1e-6, sig}}
 	case "fwd":
-		return []column{mpps, gbps, cpu, pps, drop, {"gen Mpps", func(r *row) *stat { return r.GenPPS }, 1e-6, sig},
+		return []column{mpps, gbps, cpu, eff, pps, drop, {"gen Mpps", func(r *row) *stat { return r.GenPPS }, 1e-6, sig},
 			{"recv Mpps", func(r *row) *stat { return r.RecvPPS }, 1e-6, sig}}
 	}
-	return []column{mpps, gbps, cpu, pps, drop, {"gen Mpps", func(r *row) *stat { return r.GenPPS }, 1e-6, sig}}
+	return []column{mpps, gbps, cpu, eff, pps, drop, {"gen Mpps", func(r *row) *stat { return r.GenPPS }, 1e-6, sig}}
 }
 
 // writeTable prints the human-readable report: a header that says where
@@ -411,6 +439,9 @@ func writeTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "pinned: %s\n", rep.Pinning)
 	fmt.Fprintf(w, "method: %d repetition(s) of %gs measured after %gs of warm-up, fresh namespaces and devices for every run, engines taking turns; medians, [min-max] underneath\n",
 		rep.Config.Reps, rep.Config.Duration, rep.Config.Warmup)
+	if rep.Config.QueuesNote != "" {
+		fmt.Fprintf(w, "queues: %s\n", rep.Config.QueuesNote)
+	}
 	if rep.Config.TundraBudget > 0 {
 		fmt.Fprintf(w, "tundra: loop.Budget(%d) (not the library's default)\n", rep.Config.TundraBudget)
 	}
@@ -466,11 +497,13 @@ func writeTable(w io.Writer, rep *report) {
 		tw.Flush()
 	}
 	fmt.Fprintln(w, "\ncolumns: Mpps, Gbit/s = packets (IP bytes) the engine read (rx), wrote (tx) or forwarded (fwd) per second; CPU% = the engine's CPU time")
-	fmt.Fprintln(w, "  over the window, 100 = one core (the process's, minus the generator's/sink's/client's threads); pkt/sys = packets read + written per")
+	fmt.Fprintln(w, "  over the window, 100 = one core (the process's, minus the generator's/sink's/client's threads); Mpkt/cpu-s = Mpps ÷ (CPU%/100),")
+	fmt.Fprintln(w, "  packets per second of the engine's CPU time, the figure that compares queue counts on one core; pkt/sys = packets read + written per")
 	fmt.Fprintln(w, "  system call (≤: the engine's calls go through Go's runtime, so only read/write-family calls are counted: an upper bound);")
 	fmt.Fprintln(w, "  drop% = rx, fwd: what the device dropped (tx_dropped, qdisc drops) because the engine did not read in time, of what reached")
 	fmt.Fprintln(w, "  it; tx: what the kernel refused of what it accepted (rx_dropped, bad checksums, no socket); gen Mpps = the generator's rate")
-	fmt.Fprintln(w, "  in the same runs; recv Mpps = what reached the socket(s) behind the device; tool CPU% = fwd-tcp's sender and receiver;")
+	fmt.Fprintln(w, "  in the same runs; recv Mpps = what reached the socket(s) behind the device; tool CPU% = the TCP sender and receiver;")
+	fmt.Fprintln(w, "  tun2udp: Mpps = packets the relays moved (each packet once per relay, both directions), CPU% = both relays;")
 	fmt.Fprintln(w, "  x blocking, x netpoll = the first column's median over that engine's.")
 	fmt.Fprintln(w, "flags:")
 	for _, k := range []string{"generator-bound", "noisy", "contended", "sender-bound"} {
@@ -484,12 +517,16 @@ func writeTable(w io.Writer, rep *report) {
 
 func caseTitle(c caseSpec, rows []*row) string {
 	switch c.Scenario {
-	case "fwd-tcp":
+	case "fwd-tcp", "tun2udp":
 		tool := "iperf3"
 		if len(rows) > 0 && rows[0].TCPTool != "" {
 			tool = rows[0].TCPTool
 		}
-		return fmt.Sprintf("fwd-tcp · one stream (%s), MTU %d", tool, mtu)
+		m := mtu
+		if c.Scenario == "tun2udp" {
+			m = relayMTU
+		}
+		return fmt.Sprintf("%s · one stream (%s), MTU %d", c.Scenario, tool, m)
 	case "rr":
 		return fmt.Sprintf("rr · %d-byte packets", c.Size)
 	}

@@ -49,6 +49,12 @@ type sample struct {
 	// CPU is the engine's CPU time over the window in percent of one CPU:
 	// the process's (getrusage) minus the helper threads'.
 	CPU float64 `json:"cpu_percent"`
+	// PktsPerCPUSec is PPS over the engine's CPU (in CPUs): packets per
+	// second of the engine's CPU time, its cost per packet inverted.
+	PktsPerCPUSec float64 `json:"packets_per_cpu_second,omitempty"`
+	// QueueShares is each queue's share of the packets, in percent (the
+	// packets its loop read and wrote), for engines with several queues.
+	QueueShares []float64 `json:"queue_shares_percent,omitempty"`
 	// PktsPerSyscall is packets read plus written per system call; see
 	// SyscallsCounted for what was counted.
 	PktsPerSyscall  float64 `json:"packets_per_syscall"`
@@ -104,11 +110,39 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func countersDelta(a, b engineCounters) engineCounters {
-	return engineCounters{
+	d := engineCounters{
 		pktsIn: b.pktsIn - a.pktsIn, pktsOut: b.pktsOut - a.pktsOut,
 		bytesIn: b.bytesIn - a.bytesIn, bytesOut: b.bytesOut - a.bytesOut,
 		syscalls: b.syscalls - a.syscalls, syscallsKnown: b.syscallsKnown,
 		errors: b.errors - a.errors,
+	}
+	if len(a.perQueue) == len(b.perQueue) {
+		for i := range b.perQueue {
+			d.perQueue = append(d.perQueue, b.perQueue[i]-a.perQueue[i])
+		}
+	}
+	return d
+}
+
+// queueShares fills QueueShares: how the packets were spread over the
+// queues' loops, in percent.
+func (s *sample) queueShares(ec engineCounters) {
+	var total uint64
+	for _, n := range ec.perQueue {
+		total += n
+	}
+	if total == 0 {
+		return
+	}
+	for _, n := range ec.perQueue {
+		s.QueueShares = append(s.QueueShares, pct(n, total))
+	}
+}
+
+// efficiency fills PktsPerCPUSec from PPS and CPU.
+func (s *sample) efficiency() {
+	if s.CPU > 0 {
+		s.PktsPerCPUSec = s.PPS / (s.CPU / 100)
 	}
 }
 
@@ -225,6 +259,8 @@ func (b *bench) runRX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	s.CPU = sp.pct(sp.engineCPU)
 	s.EngineErrors = ec.errors
 	s.syscallFigure(ec, sp)
+	s.queueShares(ec)
+	s.efficiency()
 	return s, nil
 }
 
@@ -287,7 +323,7 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	if err != nil {
 		return s, err
 	}
-	r, err := e.start(job{kind: jobBlast, a: dev, pkts: pkts, wake: wk.wake}, b.pins.engine)
+	r, err := e.start(job{kind: jobBlast, a: dev, pkts: pkts, flows: c.Flows, wake: wk.wake}, b.pins.engine)
 	if err != nil {
 		return s, err
 	}
@@ -338,6 +374,8 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	s.DropPct = pct(s.Drops, ec.pktsOut)
 	s.EngineErrors = ec.errors
 	s.syscallFigure(ec, sp)
+	s.queueShares(ec)
+	s.efficiency()
 	return s, nil
 }
 
@@ -453,6 +491,8 @@ func (b *bench) runFwd(ctx context.Context, c caseSpec, e engine) (s sample, err
 	s.RecvPPS = sp.rate(nd.RcvbufErrors + nd.InDatagrams)
 	s.EngineErrors = ec.errors
 	s.syscallFigure(ec, sp)
+	s.queueShares(ec)
+	s.efficiency()
 	return s, nil
 }
 
@@ -465,7 +505,22 @@ func (b *bench) runFwdTCP(ctx context.Context, _ caseSpec, e engine) (s sample, 
 	if err != nil {
 		return s, err
 	}
-	server := fwdB.Addr()
+	return b.runStream(ctx, &en, streamPath{nsA: nsA, nsB: nsB, devA: devA.ifname(), server: fwdB.Addr(), r: r})
+}
+
+// streamPath is where a TCP stream runs: from nsA to server in nsB,
+// through devA (in nsA, whose drops are counted) and the engine r.
+type streamPath struct {
+	nsA, nsB *netns.Namespace
+	devA     string
+	server   netip.Addr
+	r        runner
+}
+
+// runStream measures one TCP stream over p, with iperf3 or the built-in
+// sender and receiver.
+func (b *bench) runStream(ctx context.Context, en *env, p streamPath) (s sample, err error) {
+	nsA, nsB, server, r := p.nsA, p.nsB, p.server, p.r
 	var helpers []*helperThread
 	var stream *tcpStream
 	if b.iperf3 != "" {
@@ -484,7 +539,7 @@ func (b *bench) runFwdTCP(ctx context.Context, _ caseSpec, e engine) (s sample, 
 			return s, err
 		}
 	}
-	d0, err := readDevStats(nsA, devA.ifname())
+	d0, err := readDevStats(nsA, p.devA)
 	if err != nil {
 		return s, err
 	}
@@ -508,7 +563,7 @@ func (b *bench) runFwdTCP(ctx context.Context, _ caseSpec, e engine) (s sample, 
 		rcv1 = stream.recvd.load()
 		stream.stop()
 	}
-	d1, err := readDevStats(nsA, devA.ifname())
+	d1, err := readDevStats(nsA, p.devA)
 	if err != nil {
 		return s, err
 	}
@@ -537,6 +592,8 @@ func (b *bench) runFwdTCP(ctx context.Context, _ caseSpec, e engine) (s sample, 
 	s.CPU = sp.pct(sp.engineCPU)
 	s.EngineErrors = ec.errors
 	s.syscallFigure(ec, sp)
+	s.queueShares(ec)
+	s.efficiency()
 	return s, nil
 }
 
@@ -610,5 +667,7 @@ func (b *bench) runRR(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	s.CPU = sp.pct(sp.engineCPU)
 	s.EngineErrors = ec.errors
 	s.syscallFigure(ec, sp)
+	s.queueShares(ec)
+	s.efficiency()
 	return s, nil
 }

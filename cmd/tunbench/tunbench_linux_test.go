@@ -51,7 +51,7 @@ func TestOptionsDefault(t *testing.T) {
 	if want := []string{"tundra", "tundra-gso", "blocking", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
 		t.Errorf("engines %v, want %v", names, want)
 	}
-	if o.reps != 3 || o.queues != 1 || o.json || o.duration <= 0 {
+	if o.reps != 3 || !slices.Equal(o.queues, []int{1}) || o.json || o.duration <= 0 {
 		t.Errorf("defaults: %+v", o)
 	}
 }
@@ -79,8 +79,10 @@ func TestOptionsChoose(t *testing.T) {
 
 func TestOptionsRefused(t *testing.T) {
 	for _, args := range [][]string{
-		{"-queues", "2"},
 		{"-queues", "0"},
+		{"-queues", "257"},
+		{"-queues", "2", "-engines", "blocking,netpoll"},
+		{"-scenarios", "tun2udp", "-engines", "blocking"},
 		{"-engines", "dpdk"},
 		{"-scenarios", "rx,bogus"},
 		{"-scenarios", ""},
@@ -98,9 +100,77 @@ func TestOptionsRefused(t *testing.T) {
 			t.Errorf("%q accepted", args)
 		}
 	}
-	_, err := parseOptions([]string{"-queues", "4"}, os.Stderr)
-	if err == nil || !strings.Contains(err.Error(), "only single-queue") {
-		t.Errorf("-queues 4: %v", err)
+	_, err := parseOptions([]string{"-queues", "4", "-engines", "wg"}, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "tundra and tundra-gso can") {
+		t.Errorf("-queues 4 -engines wg: %v", err)
+	}
+}
+
+// -queues: the tundra engines run once per queue count, the others only
+// with one queue, and the options say which were left out.
+func TestOptionsQueues(t *testing.T) {
+	o, err := parseOptions([]string{"-queues", "2,1", "-engines", "tundra,netpoll,tundra-gso"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range o.engines {
+		names = append(names, e.name())
+	}
+	if want := []string{"tundra", "tundra/2q", "tundra-gso", "tundra-gso/2q", "netpoll"}; !slices.Equal(names, want) {
+		t.Errorf("engines %v, want %v", names, want)
+	}
+	if !slices.Equal(o.queues, []int{1, 2}) || !slices.Equal(o.singleOnly, []string{"netpoll"}) {
+		t.Errorf("queues %v, single-queue only %v", o.queues, o.singleOnly)
+	}
+	if te := o.engines[1].(tundraEngine); te.nqueues() != 2 || te.gso {
+		t.Errorf("%+v", te)
+	}
+	o, err = parseOptions([]string{"-queues", "2", "-engines", "tundra,blocking"}, os.Stderr)
+	if err != nil || len(o.engines) != 1 || o.engines[0].name() != "tundra/2q" {
+		t.Errorf("-queues 2: %v %v", o.engines, err)
+	}
+	b := &bench{opt: o, pins: pinPlan{0, 1}}
+	if n := b.queuesNote(); !strings.Contains(n, "CPU 1") || !strings.Contains(n, "blocking: single-queue only, not run") {
+		t.Errorf("note %q", n)
+	}
+	// tun2udp runs the relays only: tundra (any queue count) and netpoll.
+	es := b.enginesFor(caseSpec{Scenario: "tun2udp"})
+	if len(es) != 1 || es[0].name() != "tundra/2q" {
+		t.Errorf("tun2udp engines %v", es)
+	}
+}
+
+func TestQueuePackets(t *testing.T) {
+	pkts, err := txPackets(64, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := job{pkts: pkts, flows: 16}
+	if got := queuePackets(j, 0, 1); len(got) != len(pkts) {
+		t.Errorf("one queue: %d of %d packets", len(got), len(pkts))
+	}
+	total := 0
+	for q := range 2 {
+		families := map[bool]int{}
+		for _, p := range queuePackets(j, q, 2) {
+			in, err := packet.Parse(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := int(in.SrcPort) - 10000; (f/2)%2 != q {
+				t.Errorf("flow %d written through queue %d", f, q)
+			}
+			families[in.Src.Is4()]++
+			total++
+		}
+		// Each queue carries both families, equally.
+		if families[true] == 0 || families[true] != families[false] {
+			t.Errorf("queue %d: %d IPv4 and %d IPv6 packets", q, families[true], families[false])
+		}
+	}
+	if total != len(pkts) {
+		t.Errorf("%d packets over two queues, want %d", total, len(pkts))
 	}
 }
 
@@ -118,8 +188,8 @@ func TestDispatch(t *testing.T) {
 		t.Errorf("-h: %d %q", code, errOut.String())
 	}
 	errOut.Reset()
-	if code := dispatch(context.Background(), []string{"bench", "-queues", "3"}, &out, &errOut); code != 2 {
-		t.Errorf("bench -queues 3: %d %q", code, errOut.String())
+	if code := dispatch(context.Background(), []string{"bench", "-queues", "3", "-engines", "blocking"}, &out, &errOut); code != 2 {
+		t.Errorf("bench -queues 3 -engines blocking: %d %q", code, errOut.String())
 	}
 }
 
@@ -274,30 +344,45 @@ func TestThreadCPU(t *testing.T) {
 }
 
 func TestUnprivileged(t *testing.T) {
-	// As root, run a copy of the test binary as nobody; otherwise this
-	// process is unprivileged already.
-	var cmd *exec.Cmd
-	if os.Geteuid() == 0 {
-		cmd = exec.Command(netnstest.HelperBinary(t), "-duration", "100ms")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
-		cmd.Dir = "/"
-	} else {
-		cmd = exec.Command(os.Args[0], "-duration", "100ms")
+	// Not created: the privilege check comes before anything is made.
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("tunbench-unprivileged-%d.pcap", os.Getpid()))
+	for _, args := range [][]string{
+		{"-duration", "100ms"},
+		{"replay", "-pace", "fast", "x.pcap"},
+		{"capture", "-o", out, "--", "true"},
+	} {
+		// As root, run a copy of the test binary as nobody; otherwise this
+		// process is unprivileged already.
+		var cmd *exec.Cmd
+		if os.Geteuid() == 0 {
+			cmd = exec.Command(netnstest.HelperBinary(t), args...)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+			cmd.Dir = "/"
+		} else {
+			cmd = exec.Command(os.Args[0], args...)
+		}
+		cmd.Env = append(os.Environ(), "TUNBENCH_TEST_MAIN=1")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("%q: exit: %v (want status 2)\nstderr: %s", args, err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], "needs root") || !strings.Contains(lines[0], "CAP_NET_ADMIN") || !strings.Contains(lines[0], "sudo /tmp/tunbench") {
+			t.Errorf("%q: stderr is not one line saying why and how: %q", args, stderr.String())
+		}
+		if args[0] != "-duration" && !strings.Contains(lines[0], "sudo /tmp/tunbench "+args[0]) {
+			t.Errorf("%q: the line does not say how to run %s: %q", args, args[0], lines[0])
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%q: stdout: %q", args, stdout.String())
+		}
 	}
-	cmd.Env = append(os.Environ(), "TUNBENCH_TEST_MAIN=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("exit: %v (want status 2)\nstderr: %s", err, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "needs root") || !strings.Contains(lines[0], "CAP_NET_ADMIN") || !strings.Contains(lines[0], "sudo") {
-		t.Errorf("stderr is not one line saying why and how: %q", stderr.String())
-	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout: %q", stdout.String())
+	if _, err := os.Stat(out); err == nil {
+		os.Remove(out)
+		t.Errorf("capture made %s without the privilege to capture", out)
 	}
 }
 
@@ -401,14 +486,16 @@ func checkFigures(t *testing.T, rep *report) {
 			pos(r, "p99", r.P99us)
 			pos(r, "p99.9", r.P999us)
 			pos(r, "packets per syscall", r.PktsPerSyscall)
-		case "fwd-tcp":
+		case "fwd-tcp", "tun2udp":
 			pos(r, "Gbit/s", r.Gbps)
 			pos(r, "pps", r.PPS)
+			pos(r, "packets per CPU-second", r.PktsPerCPUSec)
 		default:
 			pos(r, "pps", r.PPS)
 			pos(r, "Gbit/s", r.Gbps)
 			if r.Engine != ceilingName {
 				pos(r, "packets per syscall", r.PktsPerSyscall)
+				pos(r, "packets per CPU-second", r.PktsPerCPUSec)
 			}
 			if r.Scenario != "tx" {
 				pos(r, "generator pps", r.GenPPS)
@@ -452,6 +539,9 @@ func TestSmoke(t *testing.T) {
 			if isCeiling && c.Scenario != "rx" && c.Scenario != "rx-gso" && c.Scenario != "fwd" {
 				continue
 			}
+			if c.Scenario == "tun2udp" && !hasRelay(e) {
+				continue
+			}
 			found := slices.ContainsFunc(rep.Results, func(r *row) bool { return r.caseSpec == c && r.Engine == e.name() })
 			if !found {
 				t.Errorf("no result for %s %s", c, e.name())
@@ -476,6 +566,91 @@ func TestSmokeBuiltinTCP(t *testing.T) {
 	checkFigures(t, rep)
 	if len(rep.Results) != len(engines) || rep.Results[0].TCPTool != "built-in" {
 		t.Errorf("results: %d, tool %q", len(rep.Results), rep.Results[0].TCPTool)
+	}
+	checkNoLeftovers(t, before)
+}
+
+// TestSmokeTun2UDP runs the two-relay scenario with both relays, and the
+// tundra one with one and two queues, over iperf3 and the built-in TCP
+// pair: every figure positive, nothing left behind.
+func TestSmokeTun2UDP(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	before := leftovers(t)
+	for _, tool := range []string{"auto", "builtin"} {
+		rep, code, stderr := runJSON(t, context.Background(), "-scenarios", "tun2udp", "-tcp", tool, "-queues", "1,2",
+			"-duration", "300ms", "-warmup", "50ms", "-reps", "1")
+		if code != 0 {
+			t.Errorf("-tcp %s: exit %d: %s", tool, code, stderr)
+		}
+		checkFigures(t, rep)
+		var names []string
+		for _, r := range rep.Results {
+			names = append(names, r.Engine)
+			if r.Scenario != "tun2udp" {
+				t.Errorf("scenario %q", r.Scenario)
+			}
+			if r.Engine == "tundra" && (r.PktsPerSyscall == nil || r.PktsPerSyscall.Median <= 1) {
+				// recvmmsg and sendmmsg move many datagrams per call.
+				t.Errorf("tundra relay: %+v packets per syscall, want more than 1", r.PktsPerSyscall)
+			}
+		}
+		// Both lanes counted. (One TCP stream is one flow, which the
+		// kernel keeps on one queue of each device; which lane of the far
+		// relay its datagrams reach is SO_REUSEPORT's choice, so the sum
+		// over the two relays is not asserted.)
+		if sh := rep.Results[1].Samples[0].QueueShares; len(sh) != 2 || sh[0]+sh[1] < 99.9 || sh[0]+sh[1] > 100.1 {
+			t.Errorf("tundra/2q: queue shares %v", sh)
+		} else {
+			t.Logf("tundra/2q: lane shares %.1f%%, %.1f%%", sh[0], sh[1])
+		}
+		if want := []string{"tundra", "tundra/2q", "netpoll"}; !slices.Equal(names, want) {
+			t.Errorf("-tcp %s: engines %v, want %v", tool, names, want)
+		}
+		if n := rep.Results[2]; n.VsNetpoll == nil || *n.VsNetpoll != 1 || rep.Results[0].VsNetpoll == nil {
+			t.Errorf("no ratio to netpoll")
+		}
+	}
+	checkNoLeftovers(t, before)
+}
+
+// TestSmokeQueues runs the tundra engines on two-queue devices with many
+// flows: every figure positive, and both queues' loops moved packets.
+func TestSmokeQueues(t *testing.T) {
+	netnstest.SkipUnlessPrivileged(t)
+	before := leftovers(t)
+	rep, code, stderr := runJSON(t, context.Background(), "-scenarios", "rx,rx-gso,tx,fwd,rr", "-flows", "16", "-queues", "2",
+		"-engines", "tundra,tundra-gso,netpoll", "-duration", "200ms", "-warmup", "50ms", "-reps", "1")
+	if code != 0 {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	checkFigures(t, rep)
+	if !slices.Equal(rep.Config.Queues, []int{2}) || !strings.Contains(rep.Config.QueuesNote, "netpoll: single-queue only, not run") {
+		t.Errorf("config: queues %v, note %q", rep.Config.Queues, rep.Config.QueuesNote)
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Engine] = true
+		if r.Engine == ceilingName || r.Runs == 0 {
+			continue
+		}
+		if r.Engine != "tundra/2q" && r.Engine != "tundra-gso/2q" {
+			t.Errorf("%s: engine %s ran with -queues 2", r.caseSpec, r.Engine)
+			continue
+		}
+		sh := r.Samples[0].QueueShares
+		if len(sh) != 2 {
+			t.Errorf("%s %s: queue shares %v", r.caseSpec, r.Engine, sh)
+			continue
+		}
+		// rr is one flow: one queue. Elsewhere 16 flows keep both busy
+		// (tx splits them evenly; the kernel's hash of 16 flows would put
+		// all on one queue once in 2^15 runs).
+		if r.Scenario != "rr" && (sh[0] < 5 || sh[1] < 5) {
+			t.Errorf("%s %s: queue shares %v: one queue idle", r.caseSpec, r.Engine, sh)
+		}
+	}
+	if !seen["tundra/2q"] || !seen["tundra-gso/2q"] || seen["netpoll"] {
+		t.Errorf("engines %v", seen)
 	}
 	checkNoLeftovers(t, before)
 }
