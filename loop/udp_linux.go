@@ -204,14 +204,15 @@ func (u *UDPConn) SendBatch(bufs [][]byte, addrs []netip.AddrPort, offset int) (
 			}
 			return sent, p.writeError(l, errno)
 		}
-		var bytes uint64
+		var bytes, pass uint64
 		for m := range int(got) {
 			for k := range u.segs[m] {
 				bytes += uint64(len(bufs[sent+k]) - offset)
 			}
 			sent += u.segs[m]
+			pass += uint64(u.segs[m])
 		}
-		l.st.packetsOut.add(uint64(sent))
+		l.st.packetsOut.add(pass)
 		l.st.bytesOut.add(bytes)
 		if int(got) < msgs {
 			// A later message failed; report it by trying it alone.

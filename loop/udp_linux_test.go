@@ -276,3 +276,34 @@ func TestUDPSteadyStateAllocatesNothing(t *testing.T) {
 		}
 	})
 }
+
+// A batch that takes several sendmmsg calls counts each datagram once.
+func TestUDPSendBatchCountsOnce(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	fd, _ := udpSocket(t, unix.AF_INET)
+	u, err := l.AttachUDP(fd, UDPConfig{OnReady: func(*UDPConn, Events) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, addr := receiver(t, "udp4")
+	const n = MaxUDPBatch*2 + 5 // three sendmmsg calls without GSO
+	bufs, addrs := make([][]byte, n), make([]netip.AddrPort, n)
+	for i := range bufs {
+		bufs[i], addrs[i] = []byte{byte(i)}, addr
+	}
+	var sent int
+	var before, after Stats
+	onLoop(t, l, func() {
+		before = l.Stats()
+		sent, err = u.SendBatch(bufs, addrs, 0)
+		after = l.Stats()
+	})
+	if sent != n || err != nil {
+		t.Fatalf("SendBatch: %d, %v", sent, err)
+	}
+	if got := after.PacketsOut - before.PacketsOut; got != n {
+		t.Errorf("PacketsOut rose by %d for %d datagrams", got, n)
+	}
+	readN(t, r, n)
+}

@@ -48,12 +48,9 @@ type relayEngine interface {
 	startRelay(s relaySpec) (runner, error)
 }
 
-// hasRelay says whether e runs in the tun2udp scenario: tundra (with any
-// queue count) and netpoll.
+// hasRelay says whether e runs in the tun2udp scenario: tundra and
+// tundra-gso (with any queue count) and netpoll.
 func hasRelay(e engine) bool {
-	if te, ok := e.(tundraEngine); ok {
-		return !te.gso
-	}
 	_, ok := e.(relayEngine)
 	return ok
 }
@@ -61,18 +58,17 @@ func hasRelay(e engine) bool {
 // startRelay is internal/relay, tun2udp's engine: one loop per device
 // queue, each with its own UDP socket (SO_REUSEPORT with more than one),
 // recvmmsg/sendmmsg, and runs of equal-size datagrams sent as one UDP GSO
-// message. Its loops are not pinned one by one (relay.Config.Pin would put
+// message; tundra-gso adds the device's offloads (super-packets read once
+// and split into a GSO send; arriving segments merged into one device
+// write). Its loops are not pinned one by one (relay.Config.Pin would put
 // lane 0 on CPU 0, the traffic's): they inherit the confinement of every
 // tunbench thread to the engine's CPU.
 func (e tundraEngine) startRelay(s relaySpec) (runner, error) {
-	if e.gso {
-		return nil, errors.New("internal/relay has no device offloads: there is no tundra-gso relay")
-	}
 	var r *relay.Relay
 	err := s.ns.Do(func() error {
 		var err error
 		r, err = relay.Start(relay.Config{Addr: s.addr.String(), Name: s.name, MTU: relayMTU, Queues: e.nqueues(),
-			Local: s.local, Remote: s.remote, GSO: true})
+			Local: s.local, Remote: s.remote, GSO: true, Offloads: e.gso})
 		return err
 	})
 	if err != nil {

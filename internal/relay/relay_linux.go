@@ -21,7 +21,13 @@ type Config struct {
 	Local  netip.AddrPort // the UDP address to bind, shared by the lanes (SO_REUSEPORT)
 	Remote netip.AddrPort // the UDP peer
 	GSO    bool           // coalesce equal-size runs to the peer with UDP_SEGMENT
-	Pin    bool           // pin lane i's loop to CPU i
+	// Offloads gives the device TCP and UDP segmentation offloads
+	// (tundra.Offloads): the kernel hands over super-packets, each read
+	// once and split into the datagrams sent on (with GSO, in one
+	// UDP_SEGMENT message), and the packets arriving from the peer are
+	// merged back into super-packets, one device write each.
+	Offloads bool
+	Pin      bool // pin lane i's loop to CPU i
 	// Observe, when set, sees every packet a lane moves, on that lane's
 	// loop thread: toUDP tells the direction. pkt is only valid during the
 	// call. For tests and taps; nil costs nothing.
@@ -46,7 +52,9 @@ type lane struct {
 	q     *tundra.Queue
 	u     *loop.UDPConn
 
-	// Loop-thread state.
+	// Loop-thread state. off is the headroom before each packet: the
+	// device's virtio-net header with offloads, else 0.
+	off          int
 	tbufs, ubufs [][]byte
 	tsizes       []int
 	usizes       []int
@@ -77,6 +85,9 @@ func Start(cfg Config) (_ *Relay, err error) {
 		return nil, fmt.Errorf("relay: local %v and remote %v are of different families", cfg.Local, cfg.Remote)
 	}
 	opts := []tundra.Option{tundra.Queues(cfg.Queues)}
+	if cfg.Offloads {
+		opts = append(opts, tundra.Offloads(tundra.AllOffloads))
+	}
 	if cfg.Peer != "" {
 		opts = append(opts, tundra.Peer(cfg.Peer))
 	}
@@ -119,9 +130,9 @@ func Start(cfg Config) (_ *Relay, err error) {
 	}
 	loops := r.group.Loops()
 	for i, q := range dev.Queues() {
-		ln := &lane{idx: i, relay: r, q: q}
-		ln.tbufs, ln.tsizes = buffers(65536)
-		ln.ubufs, ln.usizes = buffers(65536)
+		ln := &lane{idx: i, relay: r, q: q, off: q.HeaderLen()}
+		ln.tbufs, ln.tsizes = buffers(ln.off + tundra.MaxPacket)
+		ln.ubufs, ln.usizes = buffers(ln.off + tundra.MaxPacket)
 		ln.out = make([][]byte, 0, batch)
 		u, err := loops[i].AttachUDP(fds[i], loop.UDPConfig{GSO: cfg.GSO, OnReady: ln.fromUDP})
 		if err != nil {
@@ -186,13 +197,13 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 // fromTun relays what the device sends to the UDP peer. Loop thread.
 func (ln *lane) fromTun(q *tundra.Queue, _ loop.Events) {
 	for {
-		n, err := q.RecvBatch(ln.tbufs, ln.tsizes, 0)
+		n, err := q.RecvBatch(ln.tbufs, ln.tsizes, ln.off)
 		if err != nil {
 			return // ErrWouldBlock: armed again
 		}
 		ln.out = ln.out[:0]
 		for i := range n {
-			pkt := ln.tbufs[i][:ln.tsizes[i]]
+			pkt := ln.tbufs[i][ln.off : ln.off+ln.tsizes[i]]
 			if obs := ln.relay.cfg.Observe; obs != nil {
 				obs(ln.idx, true, pkt)
 			}
@@ -226,7 +237,7 @@ func (ln *lane) sendUDP() {
 // fromUDP relays what the peer sends into the device. Loop thread.
 func (ln *lane) fromUDP(u *loop.UDPConn, _ loop.Events) {
 	for softErrors := 0; ; {
-		n, err := u.RecvBatch(ln.ubufs, ln.usizes, nil, 0)
+		n, err := u.RecvBatch(ln.ubufs, ln.usizes, nil, ln.off)
 		if errors.Is(err, loop.ErrWouldBlock) {
 			return // armed again
 		}
@@ -244,14 +255,14 @@ func (ln *lane) fromUDP(u *loop.UDPConn, _ loop.Events) {
 		}
 		ln.out = ln.out[:0]
 		for i := range n {
-			pkt := ln.ubufs[i][:ln.usizes[i]]
+			pkt := ln.ubufs[i][:ln.off+ln.usizes[i]] // headroom kept for the device's header
 			if obs := ln.relay.cfg.Observe; obs != nil {
-				obs(ln.idx, false, pkt)
+				obs(ln.idx, false, pkt[ln.off:])
 			}
 			ln.out = append(ln.out, pkt)
 		}
 		for out := ln.out; len(out) > 0; {
-			sent, err := ln.q.SendBatch(out, 0)
+			sent, err := ln.q.SendBatch(out, ln.off)
 			ln.udpToTun.Add(uint64(sent))
 			if err == nil {
 				break

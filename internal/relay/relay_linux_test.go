@@ -24,6 +24,10 @@ type tunnel struct {
 }
 
 func newTunnel(t *testing.T, queues int, observeA func(lane int, toUDP bool, pkt []byte)) *tunnel {
+	return newTunnelWith(t, queues, false, observeA)
+}
+
+func newTunnelWith(t *testing.T, queues int, offloads bool, observeA func(lane int, toUDP bool, pkt []byte)) *tunnel {
 	t.Helper()
 	tn := &tunnel{a: netnstest.New(t), b: netnstest.New(t)}
 	for _, cmd := range [][]string{
@@ -52,9 +56,9 @@ func newTunnel(t *testing.T, queues int, observeA func(lane int, toUDP bool, pkt
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, Observe: observeA,
+	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, Offloads: offloads, Observe: observeA,
 		Local: netip.MustParseAddrPort("192.168.100.1:5555"), Remote: netip.MustParseAddrPort("192.168.100.2:5555")})
-	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true,
+	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, Offloads: offloads,
 		Local: netip.MustParseAddrPort("192.168.100.2:5555"), Remote: netip.MustParseAddrPort("192.168.100.1:5555")})
 	return tn
 }
@@ -85,14 +89,24 @@ func TestTunnelPing(t *testing.T) {
 	}
 }
 
-// A transfer through the tunnel arrives byte for byte.
+// A transfer through the tunnel arrives byte for byte, with and without
+// device offloads.
 func TestTunnelTransferIsIdentical(t *testing.T) {
-	tn := newTunnel(t, 1, nil)
-	el, err := netnstest.TransferTCP(tn.a, tn.b, "10.99.0.2:7000", 64<<20, 60*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, offloads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offloads=%v", offloads), func(t *testing.T) {
+			tn := newTunnelWith(t, 1, offloads, nil)
+			if got := tn.ra.Device().Offloads(); offloads && !got.TCP4 {
+				t.Fatalf("offloads asked, device has %+v (%v)", got, tn.ra.Device().OffloadNotes())
+			}
+			el, err := netnstest.TransferTCP(tn.a, tn.b, "10.99.0.2:7000", 64<<20, 60*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := tn.ra.Stats()[0]
+			t.Logf("64 MiB through the tunnel in %v (%.2f Gbit/s), SHA-256 identical; relay A: %+v",
+				el.Round(time.Millisecond), float64(64<<20)*8/el.Seconds()/1e9, s)
+		})
 	}
-	t.Logf("64 MiB through the tunnel in %v, SHA-256 identical", el.Round(time.Millisecond))
 }
 
 // iperf3, TCP and UDP, through the tunnel.
