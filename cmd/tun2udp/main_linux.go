@@ -15,16 +15,17 @@ import (
 
 func main() {
 	var (
-		addr   = flag.String("addr", "", "the device's address and prefix, e.g. 10.99.0.1/24 (required)")
-		peer   = flag.String("peer", "", "point-to-point peer address (optional)")
-		name   = flag.String("name", "", "interface name (default: the kernel's choice)")
-		mtu    = flag.Int("mtu", 1420, "device MTU: leave room for the outer IP and UDP headers")
-		queues = flag.Int("queues", 1, "device queues, one loop and one UDP socket each")
-		local  = flag.String("local", "", "local UDP address:port to bind (required)")
-		remote = flag.String("remote", "", "the peer's UDP address:port (required)")
-		gso    = flag.Bool("gso", true, "coalesce runs to the peer with UDP segmentation offload")
-		pin    = flag.Bool("pin", false, "pin queue i's loop to CPU i")
-		every  = flag.Duration("stats", 0, "print statistics at this interval (0: only on SIGUSR1)")
+		addr    = flag.String("addr", "", "the device's address and prefix, e.g. 10.99.0.1/24 (required)")
+		peer    = flag.String("peer", "", "point-to-point peer address (optional)")
+		name    = flag.String("name", "", "interface name (default: the kernel's choice)")
+		mtu     = flag.Int("mtu", 1420, "device MTU: leave room for the outer IP and UDP headers")
+		queues  = flag.Int("queues", 1, "device queues, one loop and one UDP socket each")
+		local   = flag.String("local", "", "local UDP address:port to bind (required)")
+		remote  = flag.String("remote", "", "the peer's UDP address:port (required)")
+		gso     = flag.Bool("gso", true, "coalesce runs to the peer with UDP segmentation offload")
+		offload = flag.Bool("offloads", true, "give the device TCP/UDP segmentation offloads (super-packets in and out)")
+		pin     = flag.Bool("pin", false, "pin queue i's loop to CPU i")
+		every   = flag.Duration("stats", 0, "print statistics at this interval (0: only on SIGUSR1)")
 	)
 	flag.Parse()
 	if *addr == "" || *local == "" || *remote == "" {
@@ -41,7 +42,7 @@ func main() {
 		log.Fatalf("tun2udp: -remote: %v", err)
 	}
 	r, err := relay.Start(relay.Config{Addr: *addr, Peer: *peer, Name: *name, MTU: *mtu, Queues: *queues,
-		Local: l, Remote: rm, GSO: *gso, Pin: *pin})
+		Local: l, Remote: rm, GSO: *gso, Offloads: *offload, Pin: *pin})
 	if err != nil {
 		log.Fatalf("tun2udp: %v", err)
 	}
