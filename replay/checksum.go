@@ -3,6 +3,8 @@ package replay
 import (
 	"encoding/binary"
 	"strings"
+
+	"github.com/tundra-go/tundra/vnet"
 )
 
 // Checksums is a set of the checksums a packet carries.
@@ -45,16 +47,11 @@ func checksumKind(proto uint8) Checksums {
 	return 0
 }
 
-// sum adds b to the ones'-complement sum s (not yet folded).
+// sum adds b to the ones'-complement sum s (not yet folded), with vnet's
+// checksum. Every piece but a packet's last has an even length, so the
+// folded pieces add up to the sum of the whole.
 func sum(s uint32, b []byte) uint32 {
-	n := len(b) &^ 1
-	for i := 0; i < n; i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)&1 != 0 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	return s
+	return s + uint32(vnet.Checksum(b, 0))
 }
 
 func fold(s uint32) uint16 {

@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/tundra-go/tundra/vnet"
 )
 
 // Protocol numbers (IANA).
@@ -17,41 +19,6 @@ const (
 	ProtoUDP    = 17
 	ProtoICMPv6 = 58
 )
-
-// Checksum folds the one's-complement sum of b into initial (a partial
-// sum, e.g. of a pseudo-header) and returns the 16-bit sum, not inverted.
-func Checksum(b []byte, initial uint32) uint16 {
-	sum := initial
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
-}
-
-// PseudoHeaderSum is the partial sum of the IPv4 or IPv6 pseudo-header
-// that TCP, UDP and ICMPv6 checksums cover.
-func PseudoHeaderSum(src, dst netip.Addr, proto uint8, length int) uint32 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-	}
-	s, d := src.AsSlice(), dst.AsSlice()
-	add(s)
-	add(d)
-	sum += uint32(proto)
-	sum += uint32(length) & 0xffff
-	sum += uint32(length) >> 16
-	return sum
-}
 
 // UDP builds an IPv4 or IPv6 packet carrying a UDP datagram from src to
 // dst with payload, every checksum correct. The families must match.
@@ -76,7 +43,7 @@ func AppendUDP(b []byte, src, dst netip.AddrPort, payload []byte) ([]byte, error
 		b = append(b, 0x45, 0, byte(total>>8), byte(total), 0, 0, 0x40, 0, 64, ProtoUDP, 0, 0)
 		b = append(b, s.AsSlice()...)
 		b = append(b, d.AsSlice()...)
-		binary.BigEndian.PutUint16(b[start+10:], ^Checksum(b[start:start+20], 0))
+		binary.BigEndian.PutUint16(b[start+10:], ^vnet.Checksum(b[start:start+20], 0))
 		udpAt = start + 20
 	} else {
 		if udpLen > 0xffff {
@@ -92,7 +59,7 @@ func AppendUDP(b []byte, src, dst netip.AddrPort, payload []byte) ([]byte, error
 	b = binary.BigEndian.AppendUint16(b, uint16(udpLen))
 	b = append(b, 0, 0)
 	b = append(b, payload...)
-	sum := ^Checksum(b[udpAt:], PseudoHeaderSum(s, d, ProtoUDP, udpLen))
+	sum := ^vnet.Checksum(b[udpAt:], vnet.PseudoHeaderChecksum(ProtoUDP, s.AsSlice(), d.AsSlice(), udpLen))
 	if sum == 0 {
 		sum = 0xffff // RFC 768: zero means "no checksum"
 	}
@@ -191,7 +158,7 @@ func TCP(src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) 
 		b = append(b, 0x45, 0, byte(total>>8), byte(total), 0, 1, 0x40, 0, 64, ProtoTCP, 0, 0)
 		b = append(b, s.AsSlice()...)
 		b = append(b, d.AsSlice()...)
-		binary.BigEndian.PutUint16(b[10:], ^Checksum(b[:20], 0))
+		binary.BigEndian.PutUint16(b[10:], ^vnet.Checksum(b[:20], 0))
 	} else {
 		if tcpLen > 0xffff {
 			return nil, errors.New("packet: segment too long")
@@ -207,6 +174,6 @@ func TCP(src, dst netip.AddrPort, seq, ack uint32, flags uint8, payload []byte) 
 	b = binary.BigEndian.AppendUint32(b, ack)
 	b = append(b, 5<<4, flags, 0xff, 0xff, 0, 0, 0, 0) // offset, flags, window, checksum, urgent
 	b = append(b, payload...)
-	binary.BigEndian.PutUint16(b[at+16:], ^Checksum(b[at:], PseudoHeaderSum(s, d, ProtoTCP, tcpLen)))
+	binary.BigEndian.PutUint16(b[at+16:], ^vnet.Checksum(b[at:], vnet.PseudoHeaderChecksum(ProtoTCP, s.AsSlice(), d.AsSlice(), tcpLen)))
 	return b, nil
 }
