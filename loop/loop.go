@@ -2,6 +2,7 @@ package loop
 
 import (
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,25 +38,11 @@ func (e Events) String() string {
 		}
 	}
 	if e != 0 {
-		parts = append(parts, "0x"+strings.ToLower(hex(uint64(e))))
+		parts = append(parts, "0x"+strconv.FormatUint(uint64(e), 16))
 	}
 	return strings.Join(parts, "|")
 }
 
-func hex(v uint64) string {
-	const digits = "0123456789ABCDEF"
-	var b [16]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = digits[v&15]
-		v >>= 4
-		if v == 0 {
-			break
-		}
-	}
-	return string(b[i:])
-}
 
 // Handler is called on the loop's thread when its descriptor has readiness
 // ev. Registrations are edge-triggered: a handler that stops before EAGAIN

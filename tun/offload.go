@@ -1,5 +1,7 @@
 package tun
 
+import "strconv"
+
 // Offload is a set of TUNSETOFFLOAD flags (TUN_F_* in
 // include/uapi/linux/if_tun.h): the segmentation and checksum work the
 // process reading a device with the virtio-net header takes on, so the
@@ -39,22 +41,7 @@ func (o Offload) String() string {
 		if s != "" {
 			s += "|"
 		}
-		s += "0x" + hexString(uint64(o))
+		s += "0x" + strconv.FormatUint(uint64(o), 16)
 	}
 	return s
-}
-
-func hexString(v uint64) string {
-	const digits = "0123456789abcdef"
-	var b [16]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = digits[v&15]
-		v >>= 4
-		if v == 0 {
-			break
-		}
-	}
-	return string(b[i:])
 }
