@@ -43,7 +43,6 @@ func (e Events) String() string {
 	return strings.Join(parts, "|")
 }
 
-
 // Handler is called on the loop's thread when its descriptor has readiness
 // ev. Registrations are edge-triggered: a handler that stops before EAGAIN
 // must call Handle.Requeue, or it will not be called again until the
