@@ -188,6 +188,67 @@ func pct(part, whole uint64) float64 {
 	return 100 * float64(part) / float64(whole)
 }
 
+// window says what a scenario reads at both ends of its measured window:
+// the device's counters, UDP counters in a namespace (udpNS nil: none),
+// the helper threads' CPU, the helper's own traffic count and the
+// engine's counters.
+type window struct {
+	devNS   *netns.Namespace
+	dev     string
+	udpNS   *netns.Namespace
+	helpers []*helperThread
+	traffic func() uint64
+	r       runner
+}
+
+// ends is one end of a measured window.
+type ends struct {
+	dev     devStats
+	udp     udpStats
+	use     usage
+	traffic uint64
+	eng     engineCounters
+}
+
+// measure reads the window's start, waits the measured duration and reads
+// its end. The CPU clocks and counters are read next to the wait, the
+// device and UDP counters (which fork ip or read /proc) outside it.
+func (b *bench) measure(ctx context.Context, w window) (start, end ends, err error) {
+	readSlow := func(e *ends) error {
+		if e.dev, err = readDevStats(w.devNS, w.dev); err != nil {
+			return err
+		}
+		if w.udpNS != nil {
+			if e.udp, err = readUDPStats(w.udpNS); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	readFast := func(e *ends) {
+		e.use, e.traffic, e.eng = takeUsage(w.helpers), w.traffic(), w.r.counters()
+	}
+	if err := readSlow(&start); err != nil {
+		return start, end, err
+	}
+	readFast(&start)
+	if err := sleep(ctx, b.opt.duration); err != nil {
+		return start, end, err
+	}
+	readFast(&end)
+	err = readSlow(&end)
+	return start, end, err
+}
+
+// generatorAlone fills in the "generator alone" row: the generator's own
+// rate, CPU and packets per sendmmsg.
+func (s *sample) generatorAlone(sp span, sent uint64, size int, gen *generator) {
+	s.PPS, s.Gbps, s.CPU = s.GenPPS, sp.rate(sent*uint64(size))*8/1e9, s.GenCPU
+	if calls := gen.calls.load(); calls > 0 {
+		s.PktsPerSyscall, s.SyscallsCounted = float64(gen.sent.load())/float64(calls), "all"
+	}
+}
+
 // runRX: a generator in the namespace sends UDP to an address routed out
 // of the device; the engine reads. Drops are the device's tx_dropped (its
 // queue to the reader was full) and the qdisc's.
@@ -223,17 +284,8 @@ func (b *bench) runRX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	if err := sleep(ctx, b.opt.warmup); err != nil {
 		return s, err
 	}
-	helpers := []*helperThread{&gen.thread}
-	d0, err := readDevStats(ns, dev.ifname())
-	if err != nil {
-		return s, err
-	}
-	u0, g0, c0 := takeUsage(helpers), gen.sent.load(), r.counters()
-	if err := sleep(ctx, b.opt.duration); err != nil {
-		return s, err
-	}
-	u1, g1, c1 := takeUsage(helpers), gen.sent.load(), r.counters()
-	d1, err := readDevStats(ns, dev.ifname())
+	w0, w1, err := b.measure(ctx, window{devNS: ns, dev: dev.ifname(),
+		helpers: []*helperThread{&gen.thread}, traffic: gen.sent.load, r: r})
 	if err != nil {
 		return s, err
 	}
@@ -242,17 +294,13 @@ func (b *bench) runRX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 		return s, fmt.Errorf("engine: %w", err)
 	}
 
-	sp, ec, sent := spanOf(u0, u1), countersDelta(c0, c1), g1-g0
+	sp, ec, sent := spanOf(w0.use, w1.use), countersDelta(w0.eng, w1.eng), w1.traffic-w0.traffic
 	s.Seconds = sp.elapsed.Seconds()
 	s.otherLoads(sp, b.pins, 0)
 	s.GenPPS, s.GenCPU = sp.rate(sent), sp.pct(sp.helperCPU)
-	s.dropsOf(d0, d1, sp, sp.rate(ec.pktsIn))
+	s.dropsOf(w0.dev, w1.dev, sp, sp.rate(ec.pktsIn))
 	if _, ok := e.(ceilingEngine); ok {
-		// The generator alone: its own rate, CPU and packets per sendmmsg.
-		s.PPS, s.Gbps, s.CPU = s.GenPPS, sp.rate(sent*uint64(c.Size))*8/1e9, s.GenCPU
-		if calls := gen.calls.load(); calls > 0 {
-			s.PktsPerSyscall, s.SyscallsCounted = float64(gen.sent.load())/float64(calls), "all"
-		}
+		s.generatorAlone(sp, sent, c.Size, gen)
 		return s, nil
 	}
 	s.PPS, s.Gbps = sp.rate(ec.pktsIn), sp.rate(ec.bytesIn)*8/1e9
@@ -331,25 +379,8 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	if err := sleep(ctx, b.opt.warmup); err != nil {
 		return s, err
 	}
-	helpers := []*helperThread{&sk.thread}
-	d0, err := readDevStats(ns, dev.ifname())
-	if err != nil {
-		return s, err
-	}
-	n0, err := readUDPStats(ns)
-	if err != nil {
-		return s, err
-	}
-	u0, k0, c0 := takeUsage(helpers), sk.recv.load(), r.counters()
-	if err := sleep(ctx, b.opt.duration); err != nil {
-		return s, err
-	}
-	u1, k1, c1 := takeUsage(helpers), sk.recv.load(), r.counters()
-	d1, err := readDevStats(ns, dev.ifname())
-	if err != nil {
-		return s, err
-	}
-	n1, err := readUDPStats(ns)
+	w0, w1, err := b.measure(ctx, window{devNS: ns, dev: dev.ifname(), udpNS: ns,
+		helpers: []*helperThread{&sk.thread}, traffic: sk.recv.load, r: r})
 	if err != nil {
 		return s, err
 	}
@@ -358,9 +389,10 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	}
 	sk.stop()
 
-	sp, ec := spanOf(u0, u1), countersDelta(c0, c1)
-	_, rxDrops, _ := dropRates(d0, d1)
-	nd := n1.sub(n0)
+	sp, ec := spanOf(w0.use, w1.use), countersDelta(w0.eng, w1.eng)
+	_, rxDrops, _ := dropRates(w0.dev, w1.dev)
+	nd := w1.udp.sub(w0.udp)
+	k0, k1 := w0.traffic, w1.traffic
 	s.Seconds = sp.elapsed.Seconds()
 	s.otherLoads(sp, b.pins, 0)
 	s.PPS, s.Gbps = sp.rate(ec.pktsOut), sp.rate(ec.bytesOut)*8/1e9
@@ -446,25 +478,8 @@ func (b *bench) runFwd(ctx context.Context, c caseSpec, e engine) (s sample, err
 	if err := sleep(ctx, b.opt.warmup); err != nil {
 		return s, err
 	}
-	helpers := []*helperThread{&gen.thread}
-	d0, err := readDevStats(nsA, devA.ifname())
-	if err != nil {
-		return s, err
-	}
-	n0, err := readUDPStats(nsB)
-	if err != nil {
-		return s, err
-	}
-	u0, g0, c0 := takeUsage(helpers), gen.sent.load(), r.counters()
-	if err := sleep(ctx, b.opt.duration); err != nil {
-		return s, err
-	}
-	u1, g1, c1 := takeUsage(helpers), gen.sent.load(), r.counters()
-	d1, err := readDevStats(nsA, devA.ifname())
-	if err != nil {
-		return s, err
-	}
-	n1, err := readUDPStats(nsB)
+	w0, w1, err := b.measure(ctx, window{devNS: nsA, dev: devA.ifname(), udpNS: nsB,
+		helpers: []*helperThread{&gen.thread}, traffic: gen.sent.load, r: r})
 	if err != nil {
 		return s, err
 	}
@@ -473,17 +488,14 @@ func (b *bench) runFwd(ctx context.Context, c caseSpec, e engine) (s sample, err
 		return s, fmt.Errorf("engine: %w", err)
 	}
 
-	sp, ec, sent := spanOf(u0, u1), countersDelta(c0, c1), g1-g0
-	nd := n1.sub(n0)
+	sp, ec, sent := spanOf(w0.use, w1.use), countersDelta(w0.eng, w1.eng), w1.traffic-w0.traffic
+	nd := w1.udp.sub(w0.udp)
 	s.Seconds = sp.elapsed.Seconds()
 	s.otherLoads(sp, b.pins, 0)
 	s.GenPPS, s.GenCPU = sp.rate(sent), sp.pct(sp.helperCPU)
-	s.dropsOf(d0, d1, sp, sp.rate(ec.pktsIn))
+	s.dropsOf(w0.dev, w1.dev, sp, sp.rate(ec.pktsIn))
 	if _, ok := e.(ceilingEngine); ok {
-		s.PPS, s.Gbps, s.CPU = s.GenPPS, sp.rate(sent*uint64(c.Size))*8/1e9, s.GenCPU
-		if calls := gen.calls.load(); calls > 0 {
-			s.PktsPerSyscall, s.SyscallsCounted = float64(gen.sent.load())/float64(calls), "all"
-		}
+		s.generatorAlone(sp, sent, c.Size, gen)
 		return s, nil
 	}
 	s.PPS, s.Gbps = sp.rate(ec.pktsOut), sp.rate(ec.bytesOut)*8/1e9
