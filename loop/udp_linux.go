@@ -34,10 +34,19 @@ type UDPConfig struct {
 	// kernel has it (Linux 4.18+). SendBatch falls back to one datagram per
 	// message the first time the kernel refuses.
 	GSO bool
+	// GRO asks the kernel for coalesced receives (UDP_GRO, Linux 5.0+):
+	// datagrams of one flow arrive as one message of up to 64 KiB, and a
+	// UDP_SEGMENT super-datagram from a local or veth sender is not split
+	// on the way in at all. RecvBatch splits them into the caller's
+	// buffers, one datagram each, as without GRO; it then needs every
+	// buffer to hold offset+MaxGROBytes. Off (with UDPConn.GRO false) when
+	// the kernel refuses the option.
+	GRO bool
 }
 
 // UDPConn is a non-blocking UDP socket owned by a loop, with batched I/O:
-// recvmmsg and sendmmsg, and UDP segmentation offload on send. It keeps the
+// recvmmsg and sendmmsg, UDP segmentation offload on send and generic
+// receive offload on receive. It keeps the
 // device buffer contract: packet i lives at bufs[i][offset:], the bytes
 // before offset are the caller's headroom. Ownership, arming, Cancel,
 // Notify, Handoff and Close behave as for PacketFD; the I/O methods are
@@ -52,6 +61,13 @@ type UDPConn struct {
 	cmsgs    [MaxUDPBatch][cmsgSegmentSpace]byte
 	segs     [MaxUDPBatch]int // datagrams carried by each message of a send
 	iovsUsed int              // iovecs the last build filled, for clear
+
+	// GRO receive state: the messages of the last recvmmsg, segments that
+	// did not fit the caller's buffers, and an error to report next.
+	gro      bool
+	groMsgs  [MaxUDPBatch]groMsg
+	pending  groPending
+	deferred error
 }
 
 // cmsgSegmentSpace holds CMSG_SPACE(sizeof(uint16)) for the UDP_SEGMENT
@@ -77,6 +93,9 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 		// Probe: a socket option the kernel refuses means no GSO.
 		u.gso = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, 0) == nil
 	}
+	if cfg.GRO {
+		u.gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	}
 	if err := p.Attach(l); err != nil {
 		return nil, err
 	}
@@ -85,6 +104,10 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 
 // GSO reports whether sends are coalesced with UDP_SEGMENT.
 func (u *UDPConn) GSO() bool { return u.gso }
+
+// GRO reports whether receives are coalesced with UDP_GRO, and so whether
+// RecvBatch needs buffers of offset+MaxGROBytes.
+func (u *UDPConn) GRO() bool { return u.gro }
 
 // Fd is the socket. The UDPConn keeps ownership.
 func (u *UDPConn) Fd() int { return u.p.Fd() }
@@ -115,7 +138,12 @@ func (u *UDPConn) Close() error { return u.p.Close() }
 // the budget was spent, the callback being armed either way. An error
 // other than ErrWouldBlock does not arm the callback; on a UDP socket most
 // are one-shot reports of ICMP errors for earlier sends (ECONNREFUSED,
-// EHOSTUNREACH), and the next call reads on. Loop-only.
+// EHOSTUNREACH), and the next call reads on.
+//
+// With GRO, one message may carry many datagrams: they are spread over the
+// buffers after it, in order, and any that do not fit are kept (copied)
+// and returned first by the next call, whose callback is requeued. Every
+// buffer must then hold offset+MaxGROBytes. Loop-only.
 func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, offset int) (int, error) {
 	p := u.p
 	l, err := p.owned()
@@ -124,6 +152,9 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 	}
 	if offset < 0 || len(sizes) < len(bufs) || (addrs != nil && len(addrs) < len(bufs)) {
 		return 0, &OpError{Op: "udp recvbatch: offset, sizes or addrs do not fit the buffers", Fd: p.fd, Err: errInvalid}
+	}
+	if u.gro {
+		return u.recvGRO(l, bufs, sizes, addrs, offset)
 	}
 	allow := p.allowance(l)
 	if allow <= 0 {

@@ -7,11 +7,15 @@ import "net/netip"
 // MaxUDPBatch is the most datagrams one UDPConn call moves.
 const MaxUDPBatch = 64
 
+// MaxGROBytes is the receive room GRO needs after a buffer's offset.
+const MaxGROBytes = 65535
+
 // UDPConfig describes a UDP socket to attach to a loop.
 type UDPConfig struct {
 	OnReady func(u *UDPConn, ev Events)
 	Budget  int
 	GSO     bool
+	GRO     bool
 }
 
 // UDPConn is a batched UDP socket on a loop. Batched UDP (recvmmsg,
@@ -26,6 +30,9 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 
 // GSO reports false.
 func (u *UDPConn) GSO() bool { return false }
+
+// GRO reports false.
+func (u *UDPConn) GRO() bool { return false }
 
 // Fd returns -1.
 func (u *UDPConn) Fd() int { return -1 }
