@@ -244,37 +244,47 @@ func TestUDPRefusals(t *testing.T) {
 }
 
 func TestUDPSteadyStateAllocatesNothing(t *testing.T) {
-	checkLeaks(t)
-	l := newLoop(t, Budget(1<<30))
-	fd, addr := udpSocket(t, unix.AF_INET)
-	u, err := l.AttachUDP(fd, UDPConfig{GSO: true, OnReady: func(*UDPConn, Events) {}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 16
-	bufs, rbufs, sizes, addrs, from := make([][]byte, n), make([][]byte, n), make([]int, n), make([]netip.AddrPort, n), make([]netip.AddrPort, n)
-	for i := range bufs {
-		bufs[i] = make([]byte, 200)
-		rbufs[i] = make([]byte, 2048)
-		addrs[i] = addr // to itself
-	}
-	onLoop(t, l, func() {
-		allocs := testing.AllocsPerRun(100, func() {
-			if k, err := u.SendBatch(bufs, addrs, 0); k != n || err != nil {
-				t.Fatalf("SendBatch: %d, %v", k, err)
+	for _, gro := range []bool{false, true} {
+		t.Run(fmt.Sprint("gro=", gro), func(t *testing.T) {
+			checkLeaks(t)
+			l := newLoop(t, Budget(1<<30))
+			fd, addr := udpSocket(t, unix.AF_INET)
+			u, err := l.AttachUDP(fd, UDPConfig{GSO: true, GRO: gro, OnReady: func(*UDPConn, Events) {}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			for got := 0; got < n; {
-				k, err := u.RecvBatch(rbufs, sizes, from, 0)
-				if err != nil {
-					t.Fatalf("RecvBatch: %v", err)
+			if u.GRO() != gro {
+				t.Fatalf("GRO %v, asked %v", u.GRO(), gro)
+			}
+			const n = 16
+			bufs, rbufs, sizes, addrs, from := make([][]byte, n), make([][]byte, n), make([]int, n), make([]netip.AddrPort, n), make([]netip.AddrPort, n)
+			for i := range bufs {
+				bufs[i] = make([]byte, 200)
+				rbufs[i] = make([]byte, 2048)
+				if gro {
+					rbufs[i] = make([]byte, MaxGROBytes)
 				}
-				got += k
+				addrs[i] = addr // to itself
 			}
+			onLoop(t, l, func() {
+				allocs := testing.AllocsPerRun(100, func() {
+					if k, err := u.SendBatch(bufs, addrs, 0); k != n || err != nil {
+						t.Fatalf("SendBatch: %d, %v", k, err)
+					}
+					for got := 0; got < n; {
+						k, err := u.RecvBatch(rbufs, sizes, from, 0)
+						if err != nil {
+							t.Fatalf("RecvBatch: %v", err)
+						}
+						got += k
+					}
+				})
+				if allocs != 0 {
+					t.Errorf("%v allocations per batch, want 0", allocs)
+				}
+			})
 		})
-		if allocs != 0 {
-			t.Errorf("%v allocations per batch, want 0", allocs)
-		}
-	})
+	}
 }
 
 // A batch that takes several sendmmsg calls counts each datagram once.

@@ -23,6 +23,7 @@ func main() {
 		local   = flag.String("local", "", "local UDP address:port to bind (required)")
 		remote  = flag.String("remote", "", "the peer's UDP address:port (required)")
 		gso     = flag.Bool("gso", true, "coalesce runs to the peer with UDP segmentation offload")
+		gro     = flag.Bool("gro", true, "have the kernel coalesce datagrams from the peer (UDP GRO)")
 		offload = flag.Bool("offloads", true, "give the device TCP/UDP segmentation offloads (super-packets in and out)")
 		pin     = flag.Bool("pin", false, "pin queue i's loop to CPU i")
 		every   = flag.Duration("stats", 0, "print statistics at this interval (0: only on SIGUSR1)")
@@ -42,7 +43,7 @@ func main() {
 		log.Fatalf("tun2udp: -remote: %v", err)
 	}
 	r, err := relay.Start(relay.Config{Addr: *addr, Peer: *peer, Name: *name, MTU: *mtu, Queues: *queues,
-		Local: l, Remote: rm, GSO: *gso, Offloads: *offload, Pin: *pin})
+		Local: l, Remote: rm, GSO: *gso, GRO: *gro, Offloads: *offload, Pin: *pin})
 	if err != nil {
 		log.Fatalf("tun2udp: %v", err)
 	}

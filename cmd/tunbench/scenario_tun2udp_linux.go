@@ -60,7 +60,8 @@ func hasRelay(e engine) bool {
 // recvmmsg/sendmmsg, and runs of equal-size datagrams sent as one UDP GSO
 // message; tundra-gso adds the device's offloads (super-packets read once
 // and split into a GSO send; arriving segments merged into one device
-// write). Its loops are not pinned one by one (relay.Config.Pin would put
+// write) and UDP GRO on the sockets (a GSO train crossing the veth is read
+// as one message). Its loops are not pinned one by one (relay.Config.Pin would put
 // lane 0 on CPU 0, the traffic's): they inherit the confinement of every
 // tunbench thread to the engine's CPU.
 func (e tundraEngine) startRelay(s relaySpec) (runner, error) {
@@ -68,7 +69,7 @@ func (e tundraEngine) startRelay(s relaySpec) (runner, error) {
 	err := s.ns.Do(func() error {
 		var err error
 		r, err = relay.Start(relay.Config{Addr: s.addr.String(), Name: s.name, MTU: relayMTU, Queues: e.nqueues(),
-			Local: s.local, Remote: s.remote, GSO: true, Offloads: e.gso})
+			Local: s.local, Remote: s.remote, GSO: true, GRO: e.gso, Offloads: e.gso})
 		return err
 	})
 	if err != nil {

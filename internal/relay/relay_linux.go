@@ -21,6 +21,10 @@ type Config struct {
 	Local  netip.AddrPort // the UDP address to bind, shared by the lanes (SO_REUSEPORT)
 	Remote netip.AddrPort // the UDP peer
 	GSO    bool           // coalesce equal-size runs to the peer with UDP_SEGMENT
+	// GRO has the kernel coalesce what arrives from the peer (UDP_GRO):
+	// a UDP_SEGMENT train crosses a veth or loopback whole and is read as
+	// one message, which the lane splits into its buffers.
+	GRO bool
 	// Offloads gives the device TCP and UDP segmentation offloads
 	// (tundra.Offloads): the kernel hands over super-packets, each read
 	// once and split into the datagrams sent on (with GSO, in one
@@ -134,7 +138,7 @@ func Start(cfg Config) (_ *Relay, err error) {
 		ln.tbufs, ln.tsizes = buffers(ln.off + tundra.MaxPacket)
 		ln.ubufs, ln.usizes = buffers(ln.off + tundra.MaxPacket)
 		ln.out = make([][]byte, 0, batch)
-		u, err := loops[i].AttachUDP(fds[i], loop.UDPConfig{GSO: cfg.GSO, OnReady: ln.fromUDP})
+		u, err := loops[i].AttachUDP(fds[i], loop.UDPConfig{GSO: cfg.GSO, GRO: cfg.GRO, OnReady: ln.fromUDP})
 		if err != nil {
 			return nil, err
 		}
@@ -282,6 +286,17 @@ func (ln *lane) fromUDP(u *loop.UDPConn, _ loop.Events) {
 
 // Device is the relay's TUN device.
 func (r *Relay) Device() *tundra.Device { return r.dev }
+
+// UDPOffloads reports whether the lanes' sockets send with UDP
+// segmentation and receive with GRO: what the kernel granted of
+// Config.GSO and Config.GRO.
+func (r *Relay) UDPOffloads() (gso, gro bool) {
+	if len(r.lanes) == 0 {
+		return false, false
+	}
+	u := r.lanes[0].u
+	return u.GSO(), u.GRO()
+}
 
 // Loops are the lanes' loops, lane order.
 func (r *Relay) Loops() []*loop.Loop { return r.group.Loops() }

@@ -56,9 +56,9 @@ func newTunnelWith(t *testing.T, queues int, offloads bool, observeA func(lane i
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, Offloads: offloads, Observe: observeA,
+	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, GRO: offloads, Offloads: offloads, Observe: observeA,
 		Local: netip.MustParseAddrPort("192.168.100.1:5555"), Remote: netip.MustParseAddrPort("192.168.100.2:5555")})
-	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, Offloads: offloads,
+	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, GRO: offloads, Offloads: offloads,
 		Local: netip.MustParseAddrPort("192.168.100.2:5555"), Remote: netip.MustParseAddrPort("192.168.100.1:5555")})
 	return tn
 }
@@ -97,6 +97,9 @@ func TestTunnelTransferIsIdentical(t *testing.T) {
 			tn := newTunnelWith(t, 1, offloads, nil)
 			if got := tn.ra.Device().Offloads(); offloads && !got.TCP4 {
 				t.Fatalf("offloads asked, device has %+v (%v)", got, tn.ra.Device().OffloadNotes())
+			}
+			if gso, gro := tn.rb.UDPOffloads(); !gso || gro != offloads {
+				t.Fatalf("relay B's socket: GSO %v, GRO %v; want GSO and GRO %v", gso, gro, offloads)
 			}
 			el, err := netnstest.TransferTCP(tn.a, tn.b, "10.99.0.2:7000", 64<<20, 60*time.Second)
 			if err != nil {
