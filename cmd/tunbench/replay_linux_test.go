@@ -348,11 +348,10 @@ func TestInterruptReplayCapture(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		kids := children(pid)
-		var held []string
-		for _, ns := range netnsInodes(pid) {
-			if ns != self {
-				held = append(held, ns)
-			}
+		hold := holdNamespaces(pid, self)
+		defer hold.release()
+		if len(hold.inodes) == 0 {
+			t.Fatalf("%q: could hold none of its namespaces", c.args)
 		}
 		time.Sleep(1500 * time.Millisecond) // the replay writes its first packet
 		cmd.Process.Signal(os.Interrupt)
@@ -373,21 +372,15 @@ func TestInterruptReplayCapture(t *testing.T) {
 			t.Errorf("%q: exit %d (want %d), output lacks %q:\n%s%s", c.args, code, c.code, c.inStdout, stdout.String(), stderr.String())
 		}
 		for _, k := range kids {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k)); err == nil && !bytes.Contains(b, []byte(") Z ")) {
+			if !waitGone(k) {
 				t.Errorf("%q: child %d outlived tunbench", c.args, k)
 			}
 		}
 		// No process refers to its namespaces any more.
-		dirs, _ := os.ReadDir("/proc")
-		for _, d := range dirs {
-			if p, err := strconv.Atoi(d.Name()); err == nil {
-				for _, ns := range netnsInodes(p) {
-					if slices.Contains(held, ns) {
-						t.Errorf("%q: process %d still refers to tunbench's namespace %s", c.args, p, ns)
-					}
-				}
-			}
+		for _, r := range hold.referrers() {
+			t.Errorf("%q: after tunbench exited, %s, one of its namespaces", c.args, r)
 		}
+		hold.release()
 	}
 	tcpdumpRead(t, path) // fails the test unless tcpdump reads it
 }

@@ -723,6 +723,99 @@ func netnsInodes(pid int) []string {
 	return out
 }
 
+// waitGone reports whether process pid is gone (or a zombie) within two
+// seconds.
+func waitGone(pid int) bool {
+	gone := func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		return err != nil || bytes.Contains(b, []byte(") Z "))
+	}
+	for i := 0; i < 100 && !gone(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return gone()
+}
+
+// heldNamespaces keeps the network namespaces a process refers to alive
+// while a test checks that no process refers to them any more: the kernel
+// reuses a freed namespace's inode number, so a namespace some other test
+// creates meanwhile could otherwise show up under the same name.
+type heldNamespaces struct {
+	inodes []string
+	files  []*os.File
+}
+
+// holdNamespaces opens every network namespace process pid refers to
+// (through its descriptors and its threads), except skip.
+func holdNamespaces(pid int, skip string) *heldNamespaces {
+	h := &heldNamespaces{}
+	p := "/proc/" + strconv.Itoa(pid)
+	var links []string
+	fds, _ := os.ReadDir(p + "/fd")
+	for _, fd := range fds {
+		links = append(links, p+"/fd/"+fd.Name())
+	}
+	tasks, _ := os.ReadDir(p + "/task")
+	for _, task := range tasks {
+		links = append(links, p+"/task/"+task.Name()+"/ns/net")
+	}
+	for _, link := range links {
+		target, err := os.Readlink(link)
+		if err != nil || !strings.HasPrefix(target, "net:[") || target == skip || slices.Contains(h.inodes, target) {
+			continue
+		}
+		f, err := os.Open(link)
+		if err != nil {
+			continue // gone already
+		}
+		// It may have changed between the readlink and the open.
+		if again, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd()))); err != nil || again != target {
+			f.Close()
+			continue
+		}
+		h.inodes = append(h.inodes, target)
+		h.files = append(h.files, f)
+	}
+	return h
+}
+
+// referrers lists the processes other than this one that refer to a held
+// namespace, after giving them two seconds to go: a child killed by its
+// parent's death signal takes a moment to exit.
+func (h *heldNamespaces) referrers() []string {
+	var out []string
+	for range 100 {
+		if out = h.referrersNow(); len(out) == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return out
+}
+
+func (h *heldNamespaces) referrersNow() []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil || p == os.Getpid() {
+			continue
+		}
+		for _, ns := range netnsInodes(p) {
+			if slices.Contains(h.inodes, ns) {
+				out = append(out, fmt.Sprintf("process %d refers to %s", p, ns))
+			}
+		}
+	}
+	return out
+}
+
+func (h *heldNamespaces) release() {
+	for _, f := range h.files {
+		f.Close()
+	}
+}
+
 // TestInterrupt starts tunbench as a process, sends it SIGINT (Ctrl-C)
 // while iperf3 runs through the engine, and checks that it exits non-zero
 // saying so, that its children are gone, that no process anywhere refers
@@ -774,6 +867,11 @@ func TestInterrupt(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	hold := holdNamespaces(pid, self)
+	defer hold.release()
+	if len(hold.inodes) < 2 {
+		t.Fatalf("could hold only %v of tunbench's namespaces %v", hold.inodes, held)
+	}
 	time.Sleep(300 * time.Millisecond) // into the measurement
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -792,31 +890,16 @@ func TestInterrupt(t *testing.T) {
 	t.Logf("interrupted with namespaces %v and iperf3 processes %v", held, kids)
 
 	// Its children die with it (and are reaped by init).
-	gone := func(pid int) bool {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		return err != nil || bytes.Contains(b, []byte(") Z "))
-	}
 	for _, k := range kids {
-		for i := 0; i < 100 && !gone(k); i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !gone(k) {
+		if !waitGone(k) {
 			t.Errorf("child %d outlived tunbench", k)
 		}
 	}
 	// No process refers to its namespaces any more.
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		p, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		for _, ns := range netnsInodes(p) {
-			if slices.Contains(held, ns) {
-				t.Errorf("process %d still refers to tunbench's namespace %s", p, ns)
-			}
-		}
+	for _, r := range hold.referrers() {
+		t.Errorf("after tunbench exited, %s, one of its namespaces", r)
 	}
+	hold.release()
 	after, err := exec.Command("ip", "-o", "link", "show").Output()
 	if err != nil {
 		t.Fatal(err)
