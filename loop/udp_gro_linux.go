@@ -183,16 +183,7 @@ func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.Add
 	rest := bufs[n:]
 	m := min(len(rest), allow, MaxUDPBatch)
 	for i := range m {
-		setIovec(&u.iovs[i], rest[i][offset:offset+MaxGROBytes])
-		h := &u.msgs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&u.names[i]))
-		h.Namelen = unix.SizeofSockaddrInet6
-		h.Iov = &u.iovs[i]
-		h.Iovlen = 1
-		h.Control = &u.cmsgs[i][0]
-		h.SetControllen(len(u.cmsgs[i]))
-		h.Flags = 0
-		u.msgs[i].Len = 0
+		u.setRecv(i, rest[i][offset:offset+MaxGROBytes], true)
 	}
 	got, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&u.msgs[0])), uintptr(m), 0, 0, 0)
 	l.st.syscalls.add(1)

@@ -166,14 +166,7 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 		if len(bufs[i]) < offset {
 			return 0, &OpError{Op: "udp recvbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
 		}
-		setIovec(&u.iovs[i], bufs[i][offset:])
-		h := &u.msgs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&u.names[i]))
-		h.Namelen = unix.SizeofSockaddrInet6
-		h.Iov = &u.iovs[i]
-		h.Iovlen = 1
-		h.Control, h.Controllen, h.Flags = nil, 0, 0
-		u.msgs[i].Len = 0
+		u.setRecv(i, bufs[i][offset:], false)
 	}
 	got, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&u.msgs[0])), uintptr(n), 0, 0, 0)
 	for i := range n {
@@ -200,6 +193,20 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 		p.yield(l) // budget spent with datagrams perhaps still waiting
 	}
 	return int(got), nil
+}
+
+// setRecv points message i of a recvmmsg at b, the sender's address going
+// to names[i] and, with control, control messages to cmsgs[i].
+func (u *UDPConn) setRecv(i int, b []byte, control bool) {
+	setIovec(&u.iovs[i], b)
+	h := &u.msgs[i].Hdr
+	*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&u.names[i])), Namelen: unix.SizeofSockaddrInet6, Iov: &u.iovs[i]}
+	h.SetIovlen(1)
+	if control {
+		h.Control = &u.cmsgs[i][0]
+		h.SetControllen(len(u.cmsgs[i]))
+	}
+	u.msgs[i].Len = 0
 }
 
 // SendBatch sends each bufs[i][offset:] as one datagram to addrs[i] (addrs
