@@ -171,6 +171,9 @@ func TestGetLinkAndENODEV(t *testing.T) {
 	if err != nil || l.Name != "lo" || l.HardwareAddr.String() != "00:00:00:00:00:00" {
 		t.Errorf("LinkByIndex(1) = %+v, %v", l, err)
 	}
+	if want := f.links[0].Stats; l.Stats == nil || *l.Stats != *want {
+		t.Errorf("LinkByIndex(1).Stats = %+v, want %+v", l.Stats, want)
+	}
 	for _, err := range []error{
 		func() error { _, err := c.LinkByName("nope"); return err }(),
 		func() error { _, err := c.LinkByIndex(99); return err }(),
@@ -315,6 +318,11 @@ func TestMalformedReplies(t *testing.T) {
 		{"MTU of 2 bytes", func(k *fakeKernel, req message) datagram {
 			e := encoder{b: ifInfomsg{Index: 2}.marshal()}
 			e.bytes(iflaMTU, []byte{1, 2})
+			return datagram{b: k.reply(req, rtmNewLink, 0, e.b)}
+		}, ErrMalformed},
+		{"IFLA_STATS64 of 33 bytes", func(k *fakeKernel, req message) datagram {
+			e := encoder{b: ifInfomsg{Index: 2}.marshal()}
+			e.bytes(iflaStats64, make([]byte, 33))
 			return datagram{b: k.reply(req, rtmNewLink, 0, e.b)}
 		}, ErrMalformed},
 		{"link header cut short", func(k *fakeKernel, req message) datagram {

@@ -82,6 +82,7 @@ const (
 	iflaIfname    = 3  // IFLA_IFNAME
 	iflaMTU       = 4  // IFLA_MTU
 	iflaOperstate = 16 // IFLA_OPERSTATE
+	iflaStats64   = 23 // IFLA_STATS64: struct rtnl_link_stats64
 	iflaExtMask   = 29 // IFLA_EXT_MASK
 )
 

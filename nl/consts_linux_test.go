@@ -62,6 +62,7 @@ func TestConstantsMatchUnix(t *testing.T) {
 		{"IFLA_IFNAME", iflaIfname, unix.IFLA_IFNAME},
 		{"IFLA_MTU", iflaMTU, unix.IFLA_MTU},
 		{"IFLA_OPERSTATE", iflaOperstate, unix.IFLA_OPERSTATE},
+		{"IFLA_STATS64", iflaStats64, unix.IFLA_STATS64},
 		{"IFLA_EXT_MASK", iflaExtMask, unix.IFLA_EXT_MASK},
 		{"IFA_ADDRESS", ifaAddress, unix.IFA_ADDRESS},
 		{"IFA_LOCAL", ifaLocal, unix.IFA_LOCAL},

@@ -7,10 +7,10 @@
 //
 // # Structure
 //
-// Encoding and decoding (message.go, link.go, addr.go, route.go,
-// ackerr.go) is pure Go that compiles on every platform and is tested
-// without privileges. The request/reply protocol (conn.go) runs on top of a
-// small transport interface: the real AF_NETLINK socket lives in
+// Encoding and decoding (message.go, link.go, linkstats.go, addr.go,
+// route.go, ack.go) is pure Go that compiles on every platform and is
+// tested without privileges. The request/reply protocol (conn.go) runs on
+// top of a small transport interface: the real AF_NETLINK socket lives in
 // conn_linux.go, and on other systems Dial returns an *Error wrapping
 // ErrNotSupported. Tests substitute an in-process fake kernel for the socket.
 //

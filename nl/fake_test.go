@@ -122,7 +122,21 @@ func linkPayload(l Link) []byte {
 	if l.HardwareAddr != nil {
 		e.bytes(iflaAddress, l.HardwareAddr)
 	}
+	if l.Stats != nil {
+		e.bytes(iflaStats64, statsPayload(l.Stats))
+	}
 	return e.b
+}
+
+// statsPayload encodes counters as the current kernel's 25-counter struct
+// rtnl_link_stats64. The layout itself is checked against hand-written
+// bytes in TestParseLinkStats64.
+func statsPayload(s *LinkStats) []byte {
+	var b []byte
+	for _, p := range s.fields() {
+		b = nativeEndian.AppendUint64(b, *p)
+	}
+	return b
 }
 
 // addrPayload encodes an address as the kernel reports it: IPv6 without a
@@ -154,9 +168,10 @@ type fakeRTNL struct {
 func newFakeRTNL() *fakeRTNL {
 	f := &fakeRTNL{fakeKernel: newFake()}
 	f.links = []Link{
-		{Index: 1, Name: "lo", Flags: 0x49, MTU: 65536, Type: 772, HardwareAddr: make([]byte, 6)},
+		{Index: 1, Name: "lo", Flags: 0x49, MTU: 65536, Type: 772, HardwareAddr: make([]byte, 6),
+			Stats: &LinkStats{RxPackets: 10, TxPackets: 10, RxBytes: 840, TxBytes: 840, RxOtherhostDropped: 1}},
 		// POINTOPOINT|NOARP|MULTICAST, as a fresh TUN device.
-		{Index: 2, Name: "tun0", Flags: 0x1090, MTU: 1500, Type: 65534, OperState: OperDown},
+		{Index: 2, Name: "tun0", Flags: 0x1090, MTU: 1500, Type: 65534, OperState: OperDown, Stats: &LinkStats{}},
 	}
 	f.handle = f.serve
 	return f

@@ -12,12 +12,13 @@ import (
 // Nothing may panic or loop; every failure must be ErrMalformed; what parses
 // must account for every byte. Besides the seeds added here, testdata/fuzz
 // holds datagrams captured from a real 6.18 kernel (link and address dumps,
-// a get, an ack, capped and uncapped errors with ext-ack text) and any
-// crasher found so far.
+// a get, an ack, capped and uncapped errors with ext-ack text; the link
+// replies carry IFLA_STATS64) and any crasher found so far.
 func FuzzParseMessages(f *testing.F) {
 	k := newFake()
 	req := message{Header: header{Len: 32, Type: rtmSetLink, Flags: nlmFRequest | nlmFAck, Seq: 1}, Data: setFlagsRequest(2, true)}
-	lo := Link{Index: 1, Name: "lo", Flags: 0x49, MTU: 65536, Type: 772, HardwareAddr: make([]byte, 6)}
+	lo := Link{Index: 1, Name: "lo", Flags: 0x49, MTU: 65536, Type: 772, HardwareAddr: make([]byte, 6),
+		Stats: &LinkStats{RxPackets: 10, TxPackets: 10, RxBytes: 840, TxBytes: 840}}
 	f.Add(k.ack(req))
 	f.Add(k.errMsg(req, unix.EINVAL, true, extAck("mtu less than device minimum", 36)))
 	f.Add(k.errMsg(req, unix.EINVAL, false, extAck("IPv6 is disabled on this device", 0)))

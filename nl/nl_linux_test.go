@@ -3,8 +3,10 @@ package nl
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -717,5 +719,234 @@ func TestKernelRouteGet(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// ipStatsFields maps the stats64 counters of `ip -j -s -s link show`, by
+// direction and ip's name, to LinkStats. ip prints the optional ones only
+// when they are not zero (and carrier_changes, which it also prints there,
+// is not part of stats64).
+var ipStatsFields = []struct {
+	dir, name string
+	optional  bool
+	get       func(*LinkStats) uint64
+}{
+	{"rx", "packets", false, func(s *LinkStats) uint64 { return s.RxPackets }},
+	{"rx", "bytes", false, func(s *LinkStats) uint64 { return s.RxBytes }},
+	{"rx", "errors", false, func(s *LinkStats) uint64 { return s.RxErrors }},
+	{"rx", "dropped", false, func(s *LinkStats) uint64 { return s.RxDropped }},
+	{"rx", "over_errors", false, func(s *LinkStats) uint64 { return s.RxOverErrors }},
+	{"rx", "multicast", false, func(s *LinkStats) uint64 { return s.Multicast }},
+	{"rx", "length_errors", false, func(s *LinkStats) uint64 { return s.RxLengthErrors }},
+	{"rx", "crc_errors", false, func(s *LinkStats) uint64 { return s.RxCRCErrors }},
+	{"rx", "frame_errors", false, func(s *LinkStats) uint64 { return s.RxFrameErrors }},
+	{"rx", "fifo_errors", false, func(s *LinkStats) uint64 { return s.RxFIFOErrors }},
+	{"rx", "missed_errors", false, func(s *LinkStats) uint64 { return s.RxMissedErrors }},
+	{"rx", "compressed", true, func(s *LinkStats) uint64 { return s.RxCompressed }},
+	{"rx", "nohandler", true, func(s *LinkStats) uint64 { return s.RxNoHandler }},
+	{"rx", "otherhost", true, func(s *LinkStats) uint64 { return s.RxOtherhostDropped }},
+	{"tx", "packets", false, func(s *LinkStats) uint64 { return s.TxPackets }},
+	{"tx", "bytes", false, func(s *LinkStats) uint64 { return s.TxBytes }},
+	{"tx", "errors", false, func(s *LinkStats) uint64 { return s.TxErrors }},
+	{"tx", "dropped", false, func(s *LinkStats) uint64 { return s.TxDropped }},
+	{"tx", "carrier_errors", false, func(s *LinkStats) uint64 { return s.TxCarrierErrors }},
+	{"tx", "collisions", false, func(s *LinkStats) uint64 { return s.Collisions }},
+	{"tx", "aborted_errors", false, func(s *LinkStats) uint64 { return s.TxAbortedErrors }},
+	{"tx", "fifo_errors", false, func(s *LinkStats) uint64 { return s.TxFIFOErrors }},
+	{"tx", "window_errors", false, func(s *LinkStats) uint64 { return s.TxWindowErrors }},
+	{"tx", "heartbeat_errors", false, func(s *LinkStats) uint64 { return s.TxHeartbeatErrors }},
+	{"tx", "compressed", true, func(s *LinkStats) uint64 { return s.TxCompressed }},
+}
+
+// ipLinkStats returns ip's stats64 counters for one link, by direction
+// ("rx", "tx") and ip's name for the counter.
+func ipLinkStats(t *testing.T, ns *netnstest.Namespace, dev string) map[string]map[string]uint64 {
+	t.Helper()
+	var links []struct {
+		Stats64 map[string]map[string]uint64 `json:"stats64"`
+	}
+	if err := ns.IPJSON(&links, "-s", "-s", "link", "show", "dev", dev); err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 1 || links[0].Stats64 == nil {
+		t.Fatalf("ip -j -s -s link show dev %s: %+v, want one link with stats64", dev, links)
+	}
+	return links[0].Stats64
+}
+
+// heldStats reads a quiet link's counters with LinkByName, then ip's,
+// then again with LinkByIndex and Links. When the library's three reads
+// agree, nothing moved in between and ip's read must equal them; a stray
+// packet only costs another round. It returns the library's counters and
+// checks ip's against them.
+func heldStats(t *testing.T, ns *netnstest.Namespace, c *Conn, name string) LinkStats {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		byName, err := c.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := ipLinkStats(t, ns, name)
+		byIndex, err := c.LinkByIndex(byName.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links, err := c.Links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads := []*LinkStats{byName.Stats, byIndex.Stats}
+		for _, l := range links {
+			if l.Stats == nil {
+				t.Errorf("Links: %s has no Stats", l.Name)
+			}
+			if l.Index == byName.Index {
+				reads = append(reads, l.Stats)
+			}
+		}
+		if len(reads) != 3 || slices.Contains(reads, nil) {
+			t.Fatalf("%s: Stats from LinkByName, LinkByIndex, Links: %v; want three", name, reads)
+		}
+		if *reads[0] != *reads[1] || *reads[0] != *reads[2] {
+			if attempt == 5 {
+				t.Fatalf("%s: counters never held still across LinkByName, ip, LinkByIndex, Links: last %+v, %+v, %+v", name, *reads[0], *reads[1], *reads[2])
+			}
+			t.Logf("%s, attempt %d: counters moved during the reads; again", name, attempt)
+			continue
+		}
+		got := *reads[0]
+		for _, f := range ipStatsFields {
+			want, ok := ip[f.dir][f.name]
+			if !ok {
+				if !f.optional {
+					t.Errorf("%s: ip printed no stats64.%s.%s: %v", name, f.dir, f.name, ip)
+				}
+				continue
+			}
+			if have := f.get(&got); have != want {
+				t.Errorf("%s: stats64.%s.%s is %d here, ip says %d", name, f.dir, f.name, have, want)
+			}
+		}
+		t.Logf("%s: %+v", name, got)
+		return got
+	}
+}
+
+// Loopback's counters, after pings through it, equal ip's from each of
+// LinkByName, LinkByIndex and Links, and have risen by the pings. In a
+// fresh namespace nothing but the test uses lo, so they hold still between
+// the reads.
+func TestKernelLinkStats(t *testing.T) {
+	ns := netnstest.New(t)
+	c := dialIn(t, ns)
+	before := heldStats(t, ns, c, "lo")
+
+	// Each echo request and each reply crosses lo once, counted as sent
+	// and as received; lo counts bytes from the IP header on.
+	const pings, size = 5, 20 + 8 + 56 // IPv4 header, ICMP header, -s 56
+	if out, err := ns.Output("ping", "-c", "5", "-i", "0.05", "-s", "56", "-w", "10", "127.0.0.1"); err != nil {
+		t.Fatalf("ping 127.0.0.1: %v: %s", err, out)
+	}
+	after := heldStats(t, ns, c, "lo")
+
+	for _, r := range []struct {
+		what          string
+		before, after uint64
+		least         uint64
+	}{
+		{"RxPackets", before.RxPackets, after.RxPackets, 2 * pings},
+		{"TxPackets", before.TxPackets, after.TxPackets, 2 * pings},
+		{"RxBytes", before.RxBytes, after.RxBytes, 2 * pings * size},
+		{"TxBytes", before.TxBytes, after.TxBytes, 2 * pings * size},
+	} {
+		if r.after < r.before || r.after-r.before < r.least {
+			t.Errorf("lo %s went from %d to %d over %d pings, want a rise of at least %d", r.what, r.before, r.after, pings, r.least)
+		}
+	}
+}
+
+// kernelAtLeast reports whether the running kernel is major.minor or newer.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	var haveMajor, haveMinor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &haveMajor, &haveMinor); err != nil {
+		t.Fatalf("kernel release %q: %v", release, err)
+	}
+	return haveMajor > major || haveMajor == major && haveMinor >= minor
+}
+
+// Loopback cannot tell received from sent (its counters are equal), so a
+// veth pair checks the directions: datagrams sent out of v0 are counted as
+// sent there and as received on v1, exactly. v0 does not use ARP, so the
+// frames carry v0's own MAC address as their destination and v1 drops
+// them as addressed to another host (rx_otherhost_dropped, Linux 5.19).
+// IPv6 is off on both ends, so nothing else crosses the pair.
+func TestKernelLinkStatsVeth(t *testing.T) {
+	ns := netnstest.New(t)
+	if out, err := ns.Output("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"); err != nil {
+		t.Fatalf("ip link add v0 type veth: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		// Deleting one end deletes the pair.
+		if out, err := ns.Output("ip", "link", "del", "dev", "v0"); err != nil {
+			t.Errorf("cleanup: ip link del v0: %v: %s", err, out)
+		}
+	})
+	for _, dev := range []string{"v0", "v1"} {
+		if err := ns.WriteSysctl("net/ipv6/conf/"+dev+"/disable_ipv6", "1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"link", "set", "v0", "arp", "off"},
+		{"link", "set", "v0", "up"},
+		{"link", "set", "v1", "up"},
+		{"addr", "add", "10.9.0.1/24", "dev", "v0"},
+	} {
+		if out, err := ns.Output("ip", args...); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	c := dialIn(t, ns)
+	for _, dev := range []string{"v0", "v1"} {
+		if s := heldStats(t, ns, c, dev); s != (LinkStats{}) {
+			t.Fatalf("%s has counted traffic before the test sent any: %+v", dev, s)
+		}
+	}
+
+	const datagrams, payload = 7, 100
+	const size = 14 + 20 + 8 + payload // veth counts the Ethernet header too
+	err := ns.Do(func() error {
+		conn, err := net.Dial("udp4", "10.9.0.2:9")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		for range datagrams {
+			if _, err := conn.Write(make([]byte, payload)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("sending through v0: %v", err)
+	}
+
+	sent := LinkStats{TxPackets: datagrams, TxBytes: datagrams * size}
+	received := LinkStats{RxPackets: datagrams, RxBytes: datagrams * size}
+	if kernelAtLeast(t, 5, 19) {
+		received.RxOtherhostDropped = datagrams
+	}
+	if got := heldStats(t, ns, c, "v0"); got != sent {
+		t.Errorf("v0: %+v\nwant %+v", got, sent)
+	}
+	if got := heldStats(t, ns, c, "v1"); got != received {
+		t.Errorf("v1: %+v\nwant %+v", got, received)
 	}
 }
