@@ -45,4 +45,12 @@
 // the identity of its goroutine once, and each I/O call compares the caller's
 // goroutine with it (a single load of the runtime's per-thread g pointer on
 // amd64 and arm64).
+//
+// # UDP
+//
+// On Linux, AttachUDP puts a UDP socket on a loop as a UDPConn, with the
+// buffer contract of devices (packet i at bufs[i][offset:], headroom before
+// it): many datagrams per recvmmsg and sendmmsg, runs of equal-size
+// datagrams sent as one UDP_SEGMENT message, and with UDP_GRO coalesced
+// arrivals read as one message and handed out one datagram per buffer.
 package loop
