@@ -24,6 +24,12 @@ type poller struct {
 	kq     int
 	tokens []uint64 // fd -> token; tokenNone when not registered
 	out    []unix.Kevent_t
+	// outTokens[i] is the token of out[i]'s descriptor when the wait
+	// returned. Taken then, not when event(i) is asked: a handler earlier
+	// in the batch may close that descriptor and register a new one under
+	// the same number, and the old event must not reach the new
+	// registration (epoll carries the token in the event itself).
+	outTokens []uint64
 
 	// wakeMu keeps wake (any goroutine) from using a kqueue descriptor that
 	// close has released and the kernel may have reused.
@@ -38,7 +44,7 @@ func newPoller(maxEvents int) (*poller, error) {
 		return nil, &OpError{Op: "kqueue", Fd: -1, Err: err}
 	}
 	unix.CloseOnExec(kq)
-	p := &poller{kq: kq, out: make([]unix.Kevent_t, maxEvents)}
+	p := &poller{kq: kq, out: make([]unix.Kevent_t, maxEvents), outTokens: make([]uint64, maxEvents)}
 	ev := unix.Kevent_t{Ident: wakeIdent, Filter: unix.EVFILT_USER, Flags: unix.EV_ADD | unix.EV_CLEAR}
 	if _, err := unix.Kevent(kq, []unix.Kevent_t{ev}, nil, nil); err != nil {
 		unix.Close(kq)
@@ -105,6 +111,7 @@ func (p *poller) wait(timeout time.Duration) (int, int, error) {
 		return 0, 1, &OpError{Op: "kevent wait", Fd: p.kq, Err: err}
 	}
 	if n > 0 || timeout == 0 {
+		p.takeTokens(n)
 		return n, 1, nil
 	}
 	var ts *unix.Timespec
@@ -119,18 +126,30 @@ func (p *poller) wait(timeout time.Duration) (int, int, error) {
 	if err != nil {
 		return 0, 2, &OpError{Op: "kevent wait", Fd: p.kq, Err: err}
 	}
+	p.takeTokens(n)
 	return n, 2, nil
+}
+
+// takeTokens records the registration each of the first n events belongs
+// to, as of now.
+func (p *poller) takeTokens(n int) {
+	for i := range n {
+		e := &p.out[i]
+		tok := tokenNone
+		if e.Filter == unix.EVFILT_USER {
+			tok = wakeToken
+		} else if fd := int(e.Ident); fd < len(p.tokens) {
+			tok = p.tokens[fd]
+		}
+		p.outTokens[i] = tok
+	}
 }
 
 func (p *poller) event(i int) (uint64, Events) {
 	e := &p.out[i]
-	if e.Filter == unix.EVFILT_USER {
+	tok := p.outTokens[i]
+	if tok == wakeToken {
 		return wakeToken, 0
-	}
-	fd := int(e.Ident)
-	tok := tokenNone
-	if fd < len(p.tokens) {
-		tok = p.tokens[fd]
 	}
 	var ev Events
 	switch e.Filter {
