@@ -22,9 +22,12 @@ type vnetState struct {
 	// it first. pending[:vnet.HeaderLen] is its virtio-net header.
 	pending    []byte
 	pendingLen int
-	// parts and zero build Send's writev without allocating.
+	// parts and zero build Send's writev without allocating; hdr holds
+	// RecvGSO's and SendGSO's header, which on the stack would escape to
+	// the heap through the iovec, once per packet.
 	parts [][]byte
 	zero  [vnet.HeaderLen]byte
+	hdr   [vnet.HeaderLen]byte
 	// deferred is an error met after packets were already read in the same
 	// call: it is returned by the next call, so that packets and an error
 	// never come back together.
@@ -210,12 +213,12 @@ func (q *Queue) RecvGSO(b []byte) (int, vnet.Header, error) {
 	if q.vn.co == nil {
 		return 0, vnet.Header{}, errNoOffloads
 	}
-	var hdr [vnet.HeaderLen]byte
-	n, err := p.RecvParts(hdr[:], b)
+	hdr := q.vn.hdr[:]
+	n, err := p.RecvParts(hdr, b)
 	if err != nil {
 		return 0, vnet.Header{}, err
 	}
-	h, err := vnet.DecodeHeader(hdr[:])
+	h, err := vnet.DecodeHeader(hdr)
 	if err != nil {
 		return 0, vnet.Header{}, q.refused(err)
 	}
@@ -246,9 +249,9 @@ func (q *Queue) SendGSO(h vnet.Header, pkt []byte) error {
 	if err != nil {
 		return &Error{Op: "send", Name: q.dev.name, Err: err}
 	}
-	var hdr [vnet.HeaderLen]byte
-	out.Encode(hdr[:])
-	if err := p.Send(hdr[:], pkt); err != nil {
+	hdr := q.vn.hdr[:]
+	out.Encode(hdr)
+	if err := p.Send(hdr, pkt); err != nil {
 		return err
 	}
 	if out.IsGSO() {
