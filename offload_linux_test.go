@@ -297,3 +297,102 @@ func TestOffloadRefusals(t *testing.T) {
 		}
 	})
 }
+
+// A super-packet with more segments than the caller's buffers comes out
+// over several calls, in order and whole, and the queue reads on after it.
+func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
+	ns := netnstest.New(t)
+	l := newLoop(t)
+	dev := createIn(t, ns, "10.85.0.1", Peer("10.85.0.2"), Offloads(AllOffloads))
+	if !dev.Offloads().UDP {
+		t.Fatalf("no UDP segmentation offload (%v); Linux 6.2+ has it", dev.OffloadNotes())
+	}
+	const nbufs, segs, size = 4, 30, 100
+	var mu sync.Mutex
+	var payloads [][]byte
+	var calls, errs int
+	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
+	for i := range bufs {
+		bufs[i] = make([]byte, vnet.HeaderLen+MaxPacket)
+	}
+	if err := dev.Attach(l, func(q *Queue, _ loop.Events) {
+		for {
+			n, err := q.RecvBatch(bufs, sizes, vnet.HeaderLen)
+			mu.Lock()
+			if err != nil {
+				if !errors.Is(err, ErrWouldBlock) {
+					errs++
+					t.Errorf("RecvBatch: %v", err)
+				}
+				mu.Unlock()
+				return
+			}
+			calls++
+			for i := range n {
+				pkt := bufs[i][vnet.HeaderLen : vnet.HeaderLen+sizes[i]]
+				if len(pkt) >= 28 && pkt[0]>>4 == 4 && pkt[9] == unix.IPPROTO_UDP && binary.BigEndian.Uint16(pkt[22:]) == 9 {
+					if int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) || int(binary.BigEndian.Uint16(pkt[24:])) != len(pkt)-20 || vnet.Checksum(pkt[:20], 0) != 0xffff {
+						t.Errorf("segment %d: IPv4 length %d, UDP length %d for %d bytes, or a bad header checksum", len(payloads), binary.BigEndian.Uint16(pkt[2:]), binary.BigEndian.Uint16(pkt[24:]), len(pkt))
+					}
+					payloads = append(payloads, append([]byte(nil), pkt[28:]...))
+				}
+			}
+			mu.Unlock()
+			if n < len(bufs) {
+				return
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	send := func() {
+		t.Helper()
+		if err := ns.Do(func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, size); err != nil {
+				return err
+			}
+			buf := make([]byte, segs*size)
+			for k := range segs {
+				for j := range size {
+					buf[k*size+j] = byte(k)
+				}
+			}
+			return unix.Sendto(fd, buf, 0, &unix.SockaddrInet4{Addr: [4]byte{10, 85, 0, 2}, Port: 9})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two trains: the second shows the queue reads on after the first.
+	for train := range 2 {
+		send()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got, failed := len(payloads), errs > 0
+			mu.Unlock()
+			if got >= (train+1)*segs || failed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("train %d: %d of %d datagrams after 5s", train, got-train*segs, segs)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(payloads) != 2*segs {
+		t.Fatalf("%d datagrams, want %d", len(payloads), 2*segs)
+	}
+	for i, p := range payloads {
+		if len(p) != size || p[0] != byte(i%segs) || p[size-1] != byte(i%segs) {
+			t.Fatalf("datagram %d: %d bytes starting %d, want %d bytes of %d", i, len(p), p[0], size, i%segs)
+		}
+	}
+	if calls < 2*segs/nbufs {
+		t.Errorf("%d calls for %d datagrams in %d buffers", calls, 2*segs, nbufs)
+	}
+}

@@ -138,7 +138,12 @@ func (q *Queue) Recv(b []byte) (int, error) {
 // where the header lands. Fewer than len(bufs) packets with a nil error
 // means the queue ran dry or the round's budget was spent, and the
 // callback is armed either way. It never returns packets and an error
-// together. Loop-only.
+// together.
+//
+// With offloads each buffer must hold offset+MaxPacket: a super-packet is
+// read whole into one and split into the ones after it. One with more
+// segments than the buffers left is kept and handed out over the next
+// calls (the callback runs again), never dropped. Loop-only.
 func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if q.vn.co != nil {
 		return q.recvVnet(bufs, sizes, offset)

@@ -18,10 +18,12 @@ const MaxPacket = 65535
 type vnetState struct {
 	co *vnet.Coalescer
 	// pending is a super-packet already read from the kernel that did not
-	// fit the buffers of the call that read it; the next RecvBatch splits
-	// it first. pending[:vnet.HeaderLen] is its virtio-net header.
-	pending    []byte
-	pendingLen int
+	// fit the buffers of the call that read it; the calls after it split
+	// it first, from segment pendingNext on, as many segments as their
+	// buffers hold. pending[:vnet.HeaderLen] is its virtio-net header.
+	pending     []byte
+	pendingLen  int
+	pendingNext int
 	// parts and zero build Send's writev without allocating; hdr holds
 	// RecvGSO's and SendGSO's header, which on the stack would escape to
 	// the heap through the iovec, once per packet.
@@ -93,14 +95,16 @@ func (q *Queue) recvVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
 		pkt := b[offset : offset-vnet.HeaderLen+got]
 		k, err := vnet.Split(pkt, h, bufs[n:], sizes[n:], offset)
 		if errors.Is(err, vnet.ErrNoRoom) {
-			// Too many segments for the buffers left: keep the super-packet
-			// for the next call rather than drop it.
+			// Too many segments for the buffers left (every buffer holds
+			// any segment: checked above): keep the super-packet, and hand
+			// it out over as many calls as it takes, this one first if it
+			// has read nothing else.
 			q.stash(b[offset-vnet.HeaderLen : offset-vnet.HeaderLen+got])
-			if n > 0 {
-				p.Notify(loop.Readable)
-				return n, nil
+			if n == 0 {
+				return q.splitPending(bufs, sizes, offset)
 			}
-			return 0, &Error{Op: "recv", Name: q.dev.name, Arg: "bufs", Err: fmt.Errorf("a super-packet needs more buffers than the %d given: %w", len(bufs), err)}
+			p.Notify(loop.Readable)
+			return n, nil
 		}
 		if err != nil {
 			// The kernel handed a packet Split refuses (a header that lies):
@@ -128,30 +132,43 @@ func (q *Queue) stash(b []byte) {
 		q.vn.pending = make([]byte, vnet.HeaderLen+MaxPacket)
 	}
 	q.vn.pendingLen = copy(q.vn.pending, b)
+	q.vn.pendingNext = 0
 }
 
+// splitPending hands out the kept super-packet's next segments, as many as
+// bufs hold; while some remain, the callback is made to run again.
 func (q *Queue) splitPending(bufs [][]byte, sizes []int, offset int) (int, error) {
 	raw := q.vn.pending[:q.vn.pendingLen]
+	drop := func(err error) (int, error) {
+		q.vn.pendingLen, q.vn.pendingNext = 0, 0
+		return 0, q.refused(err)
+	}
 	h, err := vnet.DecodeHeader(raw)
 	if err != nil {
-		q.vn.pendingLen = 0
-		return 0, q.refused(err)
+		return drop(err)
 	}
-	k, err := vnet.Split(raw[vnet.HeaderLen:], h, bufs, sizes, offset)
+	first := q.vn.pendingNext
+	k, total, err := vnet.SplitFrom(raw[vnet.HeaderLen:], h, first, bufs, sizes, offset)
 	if err != nil {
-		if errors.Is(err, vnet.ErrNoRoom) {
-			return 0, &Error{Op: "recv", Name: q.dev.name, Arg: "bufs", Err: fmt.Errorf("a super-packet needs more buffers than the %d given: %w", len(bufs), err)}
-		}
-		q.vn.pendingLen = 0
-		return 0, q.refused(err)
+		return drop(err)
 	}
-	q.vn.pendingLen = 0
-	if p := q.p.Load(); p != nil {
+	q.vn.pendingNext += k
+	p := q.p.Load()
+	if q.vn.pendingNext >= total {
+		q.vn.pendingLen, q.vn.pendingNext = 0, 0
+	} else if p != nil {
+		p.Notify(loop.Readable)
+	}
+	if p != nil {
 		bytes := 0
 		for _, size := range sizes[:k] {
 			bytes += size
 		}
-		p.Account(k-1, bytes-len(raw), 0, 0) // counted when first read, as one packet of len(raw) bytes
+		if first == 0 {
+			p.Account(k-1, bytes-len(raw), 0, 0) // counted when read, as one packet of len(raw) bytes
+		} else {
+			p.Account(k, bytes, 0, 0)
+		}
 	}
 	return k, nil
 }

@@ -57,31 +57,13 @@ func Split(pkt []byte, h Header, out [][]byte, sizes []int, offset int) (int, er
 		return 0, &Error{Op: "split", Err: ErrNoRoom, Need: n,
 			Reason: "the " + itoa(len(pkt)) + "-byte packet carries " + itoa(n) + " segments; have " + itoa(len(out)) + " buffers and " + itoa(len(sizes)) + " sizes"}
 	}
-
 	if !h.IsGSO() {
-		if len(out[0]) < offset+len(pkt) {
-			return 0, shortBuffer(0, len(out[0]), offset+len(pkt))
-		}
-		dst := out[0][offset : offset+len(pkt)]
-		if !samePlace(dst, pkt) {
-			copy(dst, pkt)
-		}
-		if h.Flags&FlagNeedsCsum != 0 {
-			completeChecksum(dst, int(h.CsumStart), int(h.CsumOffset))
-		}
-		sizes[0] = len(pkt)
-		return 1, nil
+		return splitSingle(pkt, h, out[0], sizes, offset)
 	}
-
-	hl, gso := lay.HeaderLen, lay.SegmentSize
-	payload := len(pkt) - hl
-	for i := range n {
-		if need := offset + hl + segPayload(payload, gso, i); len(out[i]) < need {
-			return 0, shortBuffer(i, len(out[i]), need)
-		}
+	if err := checkRoom(pkt, lay, 0, out[:n], offset); err != nil {
+		return 0, err
 	}
-
-	s := newSplitter(pkt, lay, n, payload)
+	s := newSplitter(pkt, lay, n, len(pkt)-lay.HeaderLen)
 	// The segments after the first copy their headers from pkt, so they
 	// go first; the first segment may be pkt itself and is rewritten last.
 	for i := 1; i < n; i++ {
@@ -90,6 +72,74 @@ func Split(pkt []byte, h Header, out [][]byte, sizes []int, offset int) (int, er
 	first := out[0][offset:]
 	sizes[0] = s.segment(first, 0, samePlace(first, pkt))
 	return n, nil
+}
+
+// SplitFrom is Split for a caller with fewer buffers than segments: it
+// writes segments first, first+1, ... of pkt, as many as out and sizes
+// hold, segment first+j to out[j], and returns how many it wrote and how
+// many pkt carries in all. The caller keeps pkt and calls again with first
+// advanced until every segment is out. pkt is never written and must not
+// overlap out. The checks and errors are Split's, before any write; a
+// first outside the packet's segments is ErrMalformed, and no buffers at
+// all is ErrNoRoom.
+func SplitFrom(pkt []byte, h Header, first int, out [][]byte, sizes []int, offset int) (written, total int, err error) {
+	lay, err := inspect("split", pkt, h)
+	if err != nil {
+		return 0, 0, err
+	}
+	total = lay.Segments
+	if offset < 0 {
+		return 0, total, errorf("split", ErrMalformed, "negative offset "+itoa(offset))
+	}
+	if first < 0 || first >= total {
+		return 0, total, errorf("split", ErrMalformed, "segment "+itoa(first)+" of a packet of "+itoa(total))
+	}
+	k := min(total-first, len(out), len(sizes))
+	if k == 0 {
+		return 0, total, &Error{Op: "split", Err: ErrNoRoom, Need: 1, Reason: "no buffers"}
+	}
+	if !h.IsGSO() {
+		k, err := splitSingle(pkt, h, out[0], sizes, offset)
+		return k, total, err
+	}
+	if err := checkRoom(pkt, lay, first, out[:k], offset); err != nil {
+		return 0, total, err
+	}
+	s := newSplitter(pkt, lay, total, len(pkt)-lay.HeaderLen)
+	for j := range k {
+		sizes[j] = s.segment(out[j][offset:], first+j, false)
+	}
+	return k, total, nil
+}
+
+// splitSingle is Split of a packet that is not a super-packet: copied to
+// out0 unless it is there already, its checksum completed if it asks.
+func splitSingle(pkt []byte, h Header, out0 []byte, sizes []int, offset int) (int, error) {
+	if len(out0) < offset+len(pkt) {
+		return 0, shortBuffer(0, len(out0), offset+len(pkt))
+	}
+	dst := out0[offset : offset+len(pkt)]
+	if !samePlace(dst, pkt) {
+		copy(dst, pkt)
+	}
+	if h.Flags&FlagNeedsCsum != 0 {
+		completeChecksum(dst, int(h.CsumStart), int(h.CsumOffset))
+	}
+	sizes[0] = len(pkt)
+	return 1, nil
+}
+
+// checkRoom checks that out[j] holds segment first+j at offset, for every
+// j, before anything is written.
+func checkRoom(pkt []byte, lay Layout, first int, out [][]byte, offset int) error {
+	hl, gso := lay.HeaderLen, lay.SegmentSize
+	payload := len(pkt) - hl
+	for j := range out {
+		if need := offset + hl + segPayload(payload, gso, first+j); len(out[j]) < need {
+			return shortBuffer(j, len(out[j]), need)
+		}
+	}
+	return nil
 }
 
 func shortBuffer(i, have, need int) error {

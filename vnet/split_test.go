@@ -407,3 +407,59 @@ func TestChecksumZeroIsAllOnes(t *testing.T) {
 	}
 	verifyChecksums(t, out[0][:sizes[0]])
 }
+
+// SplitFrom in chunks of every size gives what one Split gives, byte for
+// byte, and never writes the super-packet.
+func TestSplitFromMatchesSplit(t *testing.T) {
+	for _, f := range []flow{tcp4Flow(), tcp6Flow(), udp4Flow(), udp6Flow()} {
+		sp, h := super(t, f, tcpFlags{psh: true}, payloadBytes(7, 9000), 1000) // 9 segments
+		whole, wsizes := buffers(16, 1600)
+		n, err := Split(append([]byte(nil), sp...), h, whole, wsizes, 4)
+		if err != nil || n != 9 {
+			t.Fatalf("Split: %d, %v", n, err)
+		}
+		orig := append([]byte(nil), sp...)
+		for chunk := 1; chunk <= 10; chunk++ {
+			for first := 0; first < n; {
+				out, sizes := buffers(chunk, 1600)
+				k, total, err := SplitFrom(sp, h, first, out, sizes, 4)
+				if err != nil || total != n || k != min(chunk, n-first) {
+					t.Fatalf("chunk %d from %d: %d of %d, %v", chunk, first, k, total, err)
+				}
+				for j := range k {
+					if !bytes.Equal(out[j][4:4+sizes[j]], whole[first+j][4:4+wsizes[first+j]]) {
+						t.Fatalf("chunk %d: segment %d differs from Split's", chunk, first+j)
+					}
+				}
+				first += k
+			}
+		}
+		if !bytes.Equal(sp, orig) {
+			t.Fatal("SplitFrom wrote into the super-packet")
+		}
+	}
+}
+
+func TestSplitFromErrors(t *testing.T) {
+	f := tcp4Flow()
+	sp, h := super(t, f, tcpFlags{}, payloadBytes(1, 5000), 1000) // 5 segments
+	out, sizes := buffers(2, 2000)
+	for _, tc := range []struct {
+		name  string
+		first int
+		out   [][]byte
+		want  error
+	}{
+		{"first past the end", 5, out, ErrMalformed},
+		{"negative first", -1, out, ErrMalformed},
+		{"no buffers", 0, nil, ErrNoRoom},
+		{"buffer too short", 3, [][]byte{make([]byte, 100)}, ErrNoRoom},
+	} {
+		if k, total, err := SplitFrom(sp, h, tc.first, tc.out, sizes, 0); !errors.Is(err, tc.want) || k != 0 || total != 5 {
+			t.Errorf("%s: %d of %d, %v; want %v", tc.name, k, total, err, tc.want)
+		}
+	}
+	if _, _, err := SplitFrom(sp[:30], h, 0, out, sizes, 0); err == nil {
+		t.Error("a truncated super-packet split")
+	}
+}
