@@ -80,6 +80,20 @@ func FuzzSplit(f *testing.F) {
 		if total != len(pkt)-lay.HeaderLen {
 			t.Fatalf("segments carry %d payload bytes of %d", total, len(pkt)-lay.HeaderLen)
 		}
+		// SplitFrom, three buffers at a time, gives the same segments.
+		chunk, csizes := buffers(3, off+len(pkt))
+		for first := 0; first < n; {
+			k, all, err := SplitFrom(pkt, h, first, chunk, csizes, off)
+			if err != nil || all != n || k != min(3, n-first) {
+				t.Fatalf("SplitFrom from %d: %d of %d, %v", first, k, all, err)
+			}
+			for j := range k {
+				if !bytes.Equal(chunk[j][off:off+csizes[j]], out[first+j][off:off+sizes[first+j]]) {
+					t.Fatalf("SplitFrom's segment %d differs from Split's", first+j)
+				}
+			}
+			first += k
+		}
 	})
 }
 
