@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -286,4 +287,64 @@ func sockaddrOf(ap netip.AddrPort) unix.Sockaddr {
 		return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
 	}
 	return &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
+// After a train, plain datagrams queued behind it all come in one call: a
+// short return says the socket ran dry, and the caller stops reading.
+func TestUDPRecvBatchGROReadsOn(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	fd, addr := udpSocket(t, unix.AF_INET)
+	const nbufs = 16
+	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxGROBytes)
+	}
+	u, err := l.AttachUDP(fd, UDPConfig{GRO: true, OnReady: func(*UDPConn, Events) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfd, _ := udpSocket(t, unix.AF_INET)
+	defer unix.Close(sfd)
+	// A train of 16 datagrams of 10 bytes.
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 10)
+	var train []byte
+	for k := range 16 {
+		train = append(train, fmt.Sprintf("train %3d.", k)...)
+	}
+	if err := unix.Sendmsg(sfd, train, oob, sockaddrOf(addr), 0); err != nil {
+		t.Fatal(err)
+	}
+	recv := func() (int, error) {
+		var n int
+		var err error
+		onLoop(t, l, func() { n, err = u.RecvBatch(bufs, sizes, nil, 0) })
+		return n, err
+	}
+	// Loopback delivers within the send, on this host; the pause covers a
+	// softirq deferred to ksoftirqd.
+	time.Sleep(50 * time.Millisecond)
+	if n, err := recv(); n != 16 || err != nil || string(bufs[15][:sizes[15]]) != "train  15." {
+		t.Fatalf("the train: %d datagrams, %v", n, err)
+	}
+	// Then 5 plain datagrams, all queued before the next call.
+	for k := range 5 {
+		if err := unix.Sendto(sfd, []byte(fmt.Sprintf("plain %d", k)), 0, sockaddrOf(addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	n, err := recv()
+	if err != nil || n != 5 {
+		t.Fatalf("5 datagrams queued, one call returned %d (%v): a short return with more waiting", n, err)
+	}
+	for k := range 5 {
+		if got := string(bufs[k][:sizes[k]]); got != fmt.Sprintf("plain %d", k) {
+			t.Fatalf("datagram %d: %q", k, got)
+		}
+	}
 }
