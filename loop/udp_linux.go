@@ -64,10 +64,10 @@ type UDPConn struct {
 
 	// GRO receive state: the messages of the last recvmmsg, segments that
 	// did not fit the caller's buffers, and an error to report next.
-	gro     bool
-	groMsgs [MaxUDPBatch]groMsg
-	pending   groPending
-	deferred  error
+	gro      bool
+	groMsgs  [MaxUDPBatch]groMsg
+	pending  groPending
+	deferred error
 }
 
 // cmsgSegmentSpace holds CMSG_SPACE(sizeof(uint16)) for the UDP_SEGMENT
