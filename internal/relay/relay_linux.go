@@ -13,12 +13,16 @@ import (
 
 // Config describes a relay.
 type Config struct {
-	Addr   string         // the device's address and prefix, e.g. "10.99.0.1/24"
-	Peer   string         // optional point-to-point peer
-	Name   string         // optional interface name
-	MTU    int            // optional MTU
-	Queues int            // device queues, one lane (loop, UDP socket) each; 0 means 1
-	Local  netip.AddrPort // the UDP address to bind, shared by the lanes (SO_REUSEPORT)
+	Addr   string // the device's address and prefix, e.g. "10.99.0.1/24"
+	Peer   string // optional point-to-point peer
+	Name   string // optional interface name
+	MTU    int    // optional MTU
+	Queues int    // device queues, one lane (loop, UDP socket) each; 0 means 1
+	// Local is the UDP address to bind, shared by the lanes (SO_REUSEPORT).
+	// Every lane is connected to Remote, so what the peer sends has one
+	// 4-tuple and enters through one lane: only the device-to-UDP
+	// direction spreads over the queues.
+	Local  netip.AddrPort
 	Remote netip.AddrPort // the UDP peer
 	GSO    bool           // coalesce equal-size runs to the peer with UDP_SEGMENT
 	// GRO has the kernel coalesce what arrives from the peer (UDP_GRO):
