@@ -133,29 +133,6 @@ func createDirect(s spec) (_ *Device, err error) {
 			return nil, fail(fmt.Sprintf("queue %d of %d", i+1, s.queues), err)
 		}
 	}
-	if s.owner >= 0 {
-		if err := t.SetOwner(s.owner); err != nil {
-			return nil, fail("owner", err)
-		}
-	}
-	if s.group >= 0 {
-		if err := t.SetGroup(s.group); err != nil {
-			return nil, fail("group", err)
-		}
-	}
-	if s.persist {
-		if err := t.SetPersist(true); err != nil {
-			return nil, fail("persist", err)
-		}
-		if !existed {
-			// Closing the fds of a persistent device leaves it: clear the
-			// flag first when unwinding a device this call made.
-			undo = append(undo, func() error { return t.SetPersist(false) })
-		}
-	}
-	if err := step("ownership"); err != nil {
-		return nil, fail("ownership", err)
-	}
 	var offloads vnet.Offloads
 	var offloadNotes []string
 	if s.tun.VnetHdr {
@@ -219,6 +196,34 @@ func createDirect(s spec) (_ *Device, err error) {
 	}
 	if err := waitUsable(c, s.local, within); err != nil {
 		return nil, fail("address "+s.local.String(), err)
+	}
+	// Ownership and persistence last, once nothing else can fail: on a
+	// device that existed, what they replace is not known, so they could
+	// not be put back. (Were SetGroup or SetPersist to fail after SetOwner
+	// succeeded on such a device, its owner would stay changed; all three
+	// need the same privilege, so that does not happen in practice.)
+	if err := step("ownership"); err != nil {
+		return nil, fail("ownership", err)
+	}
+	if s.owner >= 0 {
+		if err := t.SetOwner(s.owner); err != nil {
+			return nil, fail("owner", err)
+		}
+	}
+	if s.group >= 0 {
+		if err := t.SetGroup(s.group); err != nil {
+			return nil, fail("group", err)
+		}
+	}
+	if s.persist {
+		if err := t.SetPersist(true); err != nil {
+			return nil, fail("persist", err)
+		}
+		if !existed {
+			// Closing the fds of a persistent device leaves it: clear the
+			// flag first when unwinding a device this call made.
+			undo = append(undo, func() error { return t.SetPersist(false) })
+		}
 	}
 	d := newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo)
 	if s.tun.VnetHdr {

@@ -362,7 +362,7 @@ func TestCloseRemovesDevice(t *testing.T) {
 // device behind, and a device that existed before is left as it was.
 func TestCreateRollsBackEveryStep(t *testing.T) {
 	ns := netnstest.New(t)
-	steps := []string{"open", "ownership", "mtu", "address", "up"}
+	steps := []string{"open", "mtu", "address", "up", "ownership"}
 	injected := errors.New("injected failure")
 	for _, fail := range steps {
 		t.Run("new device/"+fail, func(t *testing.T) {
@@ -386,7 +386,8 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 		})
 	}
 	// A persistent device made beforehand by ip: Create reuses it by name
-	// and, failing, leaves it down, with its MTU and without the address.
+	// and, failing, leaves it down, with its MTU, without the address, and
+	// with no owner or group.
 	if out, err := ns.Output("ip", "tuntap", "add", "dev", "tdrold", "mode", "tun"); err != nil {
 		t.Fatalf("ip tuntap add: %v: %s", err, out)
 	}
@@ -400,9 +401,12 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 			}
 			defer func() { testHook = nil }()
 			before := netnstest.OpenFDs(t)
-			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300))
+			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300), Owner(4242), Group(4242))
 			if !errors.Is(err, injected) {
 				t.Fatalf("Create: %v", err)
+			}
+			if d := details(t, ns, "tdrold").LinkInfo.Data; d.User != nil || d.Group != nil || !d.Persist {
+				t.Errorf("existing device's ownership changed: user set %v, group set %v, persist %v", d.User != nil, d.Group != nil, d.Persist)
 			}
 			netnstest.CheckNoFDLeak(t, before)
 			l, err := ns.LinkByName("tdrold")
