@@ -13,8 +13,11 @@ import (
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
 
+// startIn starts a reflector in ns that the test's cleanup closes, and
+// checks then that it left no descriptor and no goroutine behind.
 func startIn(t *testing.T, ns *netnstest.Namespace, name string) *reflector {
 	t.Helper()
+	netnstest.CheckLeaks(t)
 	var r *reflector
 	if err := ns.Do(func() error {
 		var err error

@@ -2,9 +2,11 @@ package netnstest
 
 import (
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // OpenFDs lists the process's open file descriptors with what they point at
@@ -44,4 +46,24 @@ func CheckNoFDLeak(t testing.TB, before []string) {
 	if len(leaked) > 0 {
 		t.Errorf("leaked file descriptors: %s", strings.Join(leaked, ", "))
 	}
+}
+
+// CheckLeaks takes a snapshot of the open descriptors and the number of
+// goroutines now, and fails t at cleanup (registered here, so it runs
+// after the cleanups of what the test makes later) if there are
+// descriptors it did not hold or more goroutines, after giving finishing
+// goroutines two seconds.
+func CheckLeaks(t testing.TB) {
+	t.Helper()
+	fds, goroutines := OpenFDs(t), runtime.NumGoroutine()
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			stacks := make([]byte, 1<<16)
+			t.Errorf("%d goroutines more than at the start:\n%s", n-goroutines, stacks[:runtime.Stack(stacks, true)])
+		}
+		CheckNoFDLeak(t, fds)
+	})
 }
