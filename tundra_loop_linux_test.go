@@ -2,10 +2,13 @@ package tundra
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,5 +279,154 @@ func TestDeviceCloseWhileAttached(t *testing.T) {
 	netnstest.CheckNoFDLeak(t, before)
 	if err := l.Do(func() {}); err != nil {
 		t.Errorf("loop broken after a device closed: %v", err)
+	}
+}
+
+// AttachEach puts queue i on loop i; each queue's packets are read on its
+// own loop's thread. Handoff moves a queue to the other loop without
+// losing a packet, and Cancel stops its callbacks until Notify, the
+// packets waiting in the kernel meanwhile.
+func TestQueuesOnTheirLoops(t *testing.T) {
+	ns := netnstest.New(t)
+	loops := []*loop.Loop{newLoop(t), newLoop(t)}
+	dev := createIn(t, ns, "10.26.0.1", Peer("10.26.0.2"), Name("tdreach"), Queues(2))
+	qs := dev.Queues()
+
+	var mu sync.Mutex
+	seen := map[int]int{}    // sequence number -> how many times read
+	byQueue := [2]int{}      // packets read per queue
+	wrongThread := 0         // packets read off the queue's current loop
+	owner := [2]*loop.Loop{} // the loop each queue should be read on
+	reader := func(q *Queue, _ loop.Events) {
+		buf, sizes := [][]byte{make([]byte, 2048)}, []int{0}
+		for {
+			n, err := q.RecvBatch(buf, sizes, 0)
+			if err != nil || n == 0 {
+				return
+			}
+			in, err := packet.Parse(buf[0][:sizes[0]])
+			if err != nil || in.Proto != packet.ProtoUDP || in.DstPort != 7 {
+				continue
+			}
+			data, err := packet.UDPPayload(buf[0][:sizes[0]])
+			if err != nil || len(data) != 4 {
+				t.Errorf("datagram to port 7: %v, %d bytes", err, len(data))
+				continue
+			}
+			i := slices.Index(qs, q)
+			mu.Lock()
+			seen[int(binary.BigEndian.Uint32(data))]++
+			byQueue[i]++
+			if !owner[i].OnLoop() {
+				wrongThread++
+			}
+			mu.Unlock()
+		}
+	}
+	owner = [2]*loop.Loop{loops[0], loops[1]}
+	if err := dev.AttachEach(loops, reader); err != nil {
+		t.Fatal(err)
+	}
+	if qs[0].Loop() != loops[0] || qs[1].Loop() != loops[1] {
+		t.Fatalf("AttachEach put the queues on %p and %p, want %p and %p", qs[0].Loop(), qs[1].Loop(), loops[0], loops[1])
+	}
+	next := 0
+	send := func(n int) {
+		t.Helper()
+		// One flow per source port: the kernel spreads flows over queues.
+		if err := ns.Do(func() error {
+			for i := range n {
+				c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 26, 0, 1), Port: 30000 + (next+i)%64}, &net.UDPAddr{IP: net.IPv4(10, 26, 0, 2), Port: 7})
+				if err != nil {
+					return err
+				}
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], uint32(next+i))
+				_, err = c.Write(b[:])
+				c.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		next += n
+	}
+	waitAll := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got := len(seen)
+			mu.Unlock()
+			if got >= next {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d datagrams read", what, got, next)
+			}
+		}
+	}
+	send(64)
+	waitAll("AttachEach")
+	mu.Lock()
+	if byQueue[0] == 0 || byQueue[1] == 0 {
+		t.Errorf("64 flows all on one queue: %v", byQueue)
+	}
+	mu.Unlock()
+
+	// Queue 0 to loop 1, from its own loop.
+	var herr error
+	if err := loops[0].Do(func() {
+		mu.Lock()
+		owner[0] = loops[1]
+		mu.Unlock()
+		herr = qs[0].Handoff(loops[1], reader)
+	}); err != nil || herr != nil {
+		t.Fatalf("Handoff: %v, %v", err, herr)
+	}
+	// The new loop takes the queue in its next round.
+	for deadline := time.Now().Add(2 * time.Second); qs[0].Loop() != loops[1]; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("2s after Handoff queue 0 is on %p, not loop 1", qs[0].Loop())
+		}
+	}
+	send(64)
+	waitAll("after Handoff")
+
+	// Cancel both queues' callbacks: what arrives waits in the kernel.
+	mu.Lock()
+	before := len(seen)
+	mu.Unlock()
+	var cerr [2]error
+	if err := loops[1].Do(func() {
+		cerr[0], cerr[1] = qs[0].Cancel(loop.Readable), qs[1].Cancel(loop.Readable)
+	}); err != nil || cerr[0] != nil || cerr[1] != nil {
+		t.Fatalf("Cancel: %v, %v", err, cerr)
+	}
+	send(32)
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	if len(seen) != before {
+		t.Errorf("%d datagrams read with the callbacks cancelled", len(seen)-before)
+	}
+	mu.Unlock()
+	if err := loops[1].Do(func() {
+		cerr[0], cerr[1] = qs[0].Notify(loop.Readable), qs[1].Notify(loop.Readable)
+	}); err != nil || cerr[0] != nil || cerr[1] != nil {
+		t.Fatalf("Notify: %v, %v", err, cerr)
+	}
+	waitAll("after Notify")
+
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, n := range seen {
+		if n != 1 || seq >= next {
+			t.Errorf("datagram %d read %d times", seq, n)
+		}
+	}
+	if wrongThread != 0 {
+		t.Errorf("%d datagrams read off their queue's loop", wrongThread)
 	}
 }
