@@ -169,8 +169,15 @@ func TestTunnelIperf3(t *testing.T) {
 }
 
 // With two queues, flows spread over more than one queue, each flow stays
-// on one queue, and closing one queue's loop leaves the tunnel working.
+// on one queue, and closing one queue's loop leaves the tunnel working;
+// with and without offloads (tun2udp's default is with, and UDP GRO).
 func TestMultiQueueFlows(t *testing.T) {
+	for _, offloads := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offloads=%v", offloads), func(t *testing.T) { multiQueueFlows(t, offloads) })
+	}
+}
+
+func multiQueueFlows(t *testing.T, offloads bool) {
 	var mu sync.Mutex
 	lanesOf := map[string]map[int]bool{}
 	observe := func(lane int, toUDP bool, pkt []byte) {
@@ -186,7 +193,7 @@ func TestMultiQueueFlows(t *testing.T) {
 		lanesOf[key][lane] = true
 		mu.Unlock()
 	}
-	tn := newTunnel(t, 2, observe)
+	tn := newTunnelWith(t, 2, offloads, observe)
 	sink := make(chan int, 1)
 	var ln *net.UDPConn
 	if err := tn.b.Do(func() error {
