@@ -3,10 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,28 +29,44 @@ func main() {
 		every   = flag.Duration("stats", 0, "print statistics at this interval (0: only on SIGUSR1)")
 	)
 	flag.Parse()
-	if *addr == "" || *local == "" || *remote == "" {
-		fmt.Fprintln(os.Stderr, "tun2udp: -addr, -local and -remote are required")
+	var missing []string
+	for _, f := range []struct {
+		name, value string
+	}{{"-addr", *addr}, {"-local", *local}, {"-remote", *remote}} {
+		if f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "tun2udp: missing %s (-addr, -local and -remote are required)\n", strings.Join(missing, ", "))
 		flag.Usage()
+		os.Exit(2)
+	}
+	usage := func(flagName string, err error) {
+		fmt.Fprintf(os.Stderr, "tun2udp: %s: %v (want address:port, e.g. 192.0.2.1:5555 or [2001:db8::1]:5555)\n", flagName, err)
 		os.Exit(2)
 	}
 	l, err := netip.ParseAddrPort(*local)
 	if err != nil {
-		log.Fatalf("tun2udp: -local: %v", err)
+		usage("-local", err)
 	}
 	rm, err := netip.ParseAddrPort(*remote)
 	if err != nil {
-		log.Fatalf("tun2udp: -remote: %v", err)
+		usage("-remote", err)
 	}
+	// Signals are caught from before the device exists: a SIGTERM that
+	// arrives as soon as the start line is printed still closes the relay
+	// cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	r, err := relay.Start(relay.Config{Addr: *addr, Peer: *peer, Name: *name, MTU: *mtu, Queues: *queues,
 		Local: l, Remote: rm, GSO: *gso, GRO: *gro, Offloads: *offload, Pin: *pin})
 	if err != nil {
-		log.Fatalf("tun2udp: %v", err)
+		fmt.Fprintf(os.Stderr, "tun2udp: %v\n", err)
+		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "tun2udp: %s (%s) <-> udp %s -> %s, %d queue(s)\n", r.Device().Name(), *addr, l, rm, *queues)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	var tick <-chan time.Time
 	if *every > 0 {
 		t := time.NewTicker(*every)
@@ -66,7 +82,8 @@ func main() {
 			}
 			printStats(r)
 			if err := r.Close(); err != nil {
-				log.Fatalf("tun2udp: %v", err)
+				fmt.Fprintf(os.Stderr, "tun2udp: close: %v\n", err)
+				os.Exit(1)
 			}
 			return
 		case <-tick:
