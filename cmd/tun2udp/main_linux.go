@@ -20,6 +20,7 @@ func main() {
 		name    = flag.String("name", "", "interface name (default: the kernel's choice)")
 		mtu     = flag.Int("mtu", 1420, "device MTU: leave room for the outer IP and UDP headers")
 		queues  = flag.Int("queues", 1, "device queues, one loop and one UDP socket each")
+		perLane = flag.Bool("port-per-lane", true, "queue i uses -local's port + i and sends to -remote's port + i, so traffic from the peer spreads over the queues too (both ends need the same -queues); false: the queues share -local's port and everything from the peer enters through one")
 		local   = flag.String("local", "", "local UDP address:port to bind (required)")
 		remote  = flag.String("remote", "", "the peer's UDP address:port (required)")
 		gso     = flag.Bool("gso", true, "coalesce runs to the peer with UDP segmentation offload")
@@ -60,7 +61,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR1)
 	r, err := relay.Start(relay.Config{Addr: *addr, Peer: *peer, Name: *name, MTU: *mtu, Queues: *queues,
-		Local: l, Remote: rm, GSO: *gso, GRO: *gro, Offloads: *offload, Pin: *pin})
+		Local: l, Remote: rm, PortPerLane: *perLane, GSO: *gso, GRO: *gro, Offloads: *offload, Pin: *pin})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tun2udp: %v\n", err)
 		os.Exit(1)

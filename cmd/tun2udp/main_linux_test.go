@@ -224,7 +224,7 @@ func TestTunnel(t *testing.T) {
 	a := &side{ns: netnstest.New(t), veth: "t2uva", vethIP: "192.168.98.1", tun: "t2ua", tunAddr: "10.98.0.1/24",
 		mtu: 1400, queues: 2}
 	b := &side{ns: netnstest.New(t), veth: "t2uvb", vethIP: "192.168.98.2", tun: "t2ub", tunAddr: "10.98.0.2/24",
-		mtu: 1420, queues: 1} // tun2udp's default MTU and queue count
+		mtu: 1420, queues: 2} // tun2udp's default MTU; the same queue count as A (-port-per-lane)
 	for _, c := range []struct {
 		ns   *netnstest.Namespace
 		args []string
@@ -239,11 +239,12 @@ func TestTunnel(t *testing.T) {
 			t.Fatalf("ip %q: %v: %s", c.args, err, out)
 		}
 	}
-	// A: explicit -mtu and -queues, statistics only on SIGUSR1. B: the
-	// defaults, statistics every 100ms.
+	// A: explicit -mtu, statistics only on SIGUSR1. B: the default MTU,
+	// statistics every 100ms. Both with two queues: with a port per lane
+	// (the default) both ends need the same count.
 	a.args = []string{"-addr", a.tunAddr, "-name", a.tun, "-mtu", strconv.Itoa(a.mtu), "-queues", strconv.Itoa(a.queues),
 		"-local", a.vethIP + ":5555", "-remote", b.vethIP + ":5555"}
-	b.args = []string{"-addr", b.tunAddr, "-name", b.tun, "-stats", "100ms",
+	b.args = []string{"-addr", b.tunAddr, "-name", b.tun, "-stats", "100ms", "-queues", strconv.Itoa(b.queues),
 		"-local", b.vethIP + ":5555", "-remote", a.vethIP + ":5555"}
 	for _, s := range []*side{a, b} {
 		s.p = start(t, s.ns, s.args...)

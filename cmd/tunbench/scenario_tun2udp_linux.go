@@ -69,7 +69,7 @@ func (e tundraEngine) startRelay(s relaySpec) (runner, error) {
 	err := s.ns.Do(func() error {
 		var err error
 		r, err = relay.Start(relay.Config{Addr: s.addr.String(), Name: s.name, MTU: relayMTU, Queues: e.nqueues(),
-			Local: s.local, Remote: s.remote, GSO: true, GRO: e.gso, Offloads: e.gso})
+			Local: s.local, Remote: s.remote, PortPerLane: true, GSO: true, GRO: e.gso, Offloads: e.gso})
 		return err
 	})
 	if err != nil {

@@ -18,13 +18,19 @@ type Config struct {
 	Name   string // optional interface name
 	MTU    int    // optional MTU
 	Queues int    // device queues, one lane (loop, UDP socket) each; 0 means 1
-	// Local is the UDP address to bind, shared by the lanes (SO_REUSEPORT).
-	// Every lane is connected to Remote, so what the peer sends has one
-	// 4-tuple and enters through one lane: only the device-to-UDP
-	// direction spreads over the queues.
+	// Local is the UDP address to bind. Without PortPerLane the lanes
+	// share it (SO_REUSEPORT), each connected to Remote, so what the peer
+	// sends has one 4-tuple and enters through one lane.
 	Local  netip.AddrPort
 	Remote netip.AddrPort // the UDP peer
-	GSO    bool           // coalesce equal-size runs to the peer with UDP_SEGMENT
+	// PortPerLane gives lane i its own port pair: it binds Local's port +
+	// i and sends to Remote's port + i. Traffic from the peer then enters
+	// on the lane its flow left by at the peer, so both directions spread
+	// over the queues, and the device's flow steering (which follows the
+	// queue a flow was last written on) keeps each flow on one queue
+	// both ways. Both relays must use the same Queues.
+	PortPerLane bool
+	GSO         bool // coalesce equal-size runs to the peer with UDP_SEGMENT
 	// GRO has the kernel coalesce what arrives from the peer (UDP_GRO):
 	// a UDP_SEGMENT train crosses a veth or loopback whole and is read as
 	// one message, which the lane splits into its buffers.
@@ -92,6 +98,13 @@ func Start(cfg Config) (_ *Relay, err error) {
 	if cfg.Local.Addr().Is4() != cfg.Remote.Addr().Is4() {
 		return nil, fmt.Errorf("relay: local %v and remote %v are of different families", cfg.Local, cfg.Remote)
 	}
+	if cfg.PortPerLane {
+		for _, ap := range []netip.AddrPort{cfg.Local, cfg.Remote} {
+			if ap.Port() == 0 || int(ap.Port())+cfg.Queues-1 > 65535 {
+				return nil, fmt.Errorf("relay: with a port per lane, %v needs ports %d..%d, which must be 1..65535", ap, ap.Port(), int(ap.Port())+cfg.Queues-1)
+			}
+		}
+	}
 	opts := []tundra.Option{tundra.Queues(cfg.Queues)}
 	if cfg.Offloads {
 		opts = append(opts, tundra.Offloads(tundra.AllOffloads))
@@ -129,7 +142,13 @@ func Start(cfg Config) (_ *Relay, err error) {
 		}
 	}()
 	for i := range fds {
-		if fds[i], err = udpSocket(cfg.Local, cfg.Remote, cfg.Queues > 1); err != nil {
+		local, remote, shared := cfg.Local, cfg.Remote, cfg.Queues > 1
+		if cfg.PortPerLane {
+			local = netip.AddrPortFrom(local.Addr(), local.Port()+uint16(i))
+			remote = netip.AddrPortFrom(remote.Addr(), remote.Port()+uint16(i))
+			shared = false
+		}
+		if fds[i], err = udpSocket(local, remote, shared); err != nil {
 			return nil, err
 		}
 	}

@@ -24,10 +24,12 @@ type tunnel struct {
 }
 
 func newTunnel(t *testing.T, queues int, observeA func(lane int, toUDP bool, pkt []byte)) *tunnel {
-	return newTunnelWith(t, queues, false, observeA)
+	return newTunnelWith(t, queues, false, false, observeA)
 }
 
-func newTunnelWith(t *testing.T, queues int, offloads bool, observeA func(lane int, toUDP bool, pkt []byte)) *tunnel {
+// newTunnelWith is newTunnel with device offloads and UDP GRO (tun2udp's
+// defaults) or without, and a port per lane or one shared port.
+func newTunnelWith(t *testing.T, queues int, offloads, portPerLane bool, observeA func(lane int, toUDP bool, pkt []byte)) *tunnel {
 	t.Helper()
 	tn := &tunnel{a: netnstest.New(t), b: netnstest.New(t)}
 	for _, cmd := range [][]string{
@@ -56,9 +58,9 @@ func newTunnelWith(t *testing.T, queues int, offloads bool, observeA func(lane i
 		t.Cleanup(func() { r.Close() })
 		return r
 	}
-	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, GRO: offloads, Offloads: offloads, Observe: observeA,
+	tn.ra = start(tn.a, Config{Addr: "10.99.0.1/24", Name: "t2u", MTU: 1420, Queues: queues, PortPerLane: portPerLane, GSO: true, GRO: offloads, Offloads: offloads, Observe: observeA,
 		Local: netip.MustParseAddrPort("192.168.100.1:5555"), Remote: netip.MustParseAddrPort("192.168.100.2:5555")})
-	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, GSO: true, GRO: offloads, Offloads: offloads,
+	tn.rb = start(tn.b, Config{Addr: "10.99.0.2/24", Name: "t2u", MTU: 1420, Queues: queues, PortPerLane: portPerLane, GSO: true, GRO: offloads, Offloads: offloads,
 		Local: netip.MustParseAddrPort("192.168.100.2:5555"), Remote: netip.MustParseAddrPort("192.168.100.1:5555")})
 	return tn
 }
@@ -94,7 +96,7 @@ func TestTunnelPing(t *testing.T) {
 func TestTunnelTransferIsIdentical(t *testing.T) {
 	for _, offloads := range []bool{false, true} {
 		t.Run(fmt.Sprintf("offloads=%v", offloads), func(t *testing.T) {
-			tn := newTunnelWith(t, 1, offloads, nil)
+			tn := newTunnelWith(t, 1, offloads, false, nil)
 			if got := tn.ra.Device().Offloads(); offloads && !got.TCP4 {
 				t.Fatalf("offloads asked, device has %+v (%v)", got, tn.ra.Device().OffloadNotes())
 			}
@@ -169,15 +171,19 @@ func TestTunnelIperf3(t *testing.T) {
 }
 
 // With two queues, flows spread over more than one queue, each flow stays
-// on one queue, and closing one queue's loop leaves the tunnel working;
-// with and without offloads (tun2udp's default is with, and UDP GRO).
+// on one queue, and closing one queue's loop leaves the tunnel working.
+// With one shared port, what arrives from the peer enters through one
+// lane; with a port per lane (and offloads and UDP GRO, tun2udp's
+// defaults) it spreads too.
 func TestMultiQueueFlows(t *testing.T) {
-	for _, offloads := range []bool{false, true} {
-		t.Run(fmt.Sprintf("offloads=%v", offloads), func(t *testing.T) { multiQueueFlows(t, offloads) })
+	for _, c := range []struct{ offloads, portPerLane bool }{{false, false}, {true, true}} {
+		t.Run(fmt.Sprintf("offloads=%v,portPerLane=%v", c.offloads, c.portPerLane), func(t *testing.T) {
+			multiQueueFlows(t, c.offloads, c.portPerLane)
+		})
 	}
 }
 
-func multiQueueFlows(t *testing.T, offloads bool) {
+func multiQueueFlows(t *testing.T, offloads, portPerLane bool) {
 	var mu sync.Mutex
 	lanesOf := map[string]map[int]bool{}
 	observe := func(lane int, toUDP bool, pkt []byte) {
@@ -193,7 +199,7 @@ func multiQueueFlows(t *testing.T, offloads bool) {
 		lanesOf[key][lane] = true
 		mu.Unlock()
 	}
-	tn := newTunnelWith(t, 2, offloads, observe)
+	tn := newTunnelWith(t, 2, offloads, portPerLane, observe)
 	sink := make(chan int, 1)
 	var ln *net.UDPConn
 	if err := tn.b.Do(func() error {
@@ -251,6 +257,15 @@ func multiQueueFlows(t *testing.T, offloads bool) {
 	}
 	if len(used) < 2 {
 		t.Errorf("all flows on one queue: %v", used)
+	}
+	// Relay B's lanes: which took what A sent.
+	var inB []uint64
+	for _, s := range tn.rb.Stats() {
+		inB = append(inB, s.UDPToTun)
+	}
+	t.Logf("relay B's lanes took %v from the peer", inB)
+	if portPerLane && (inB[0] == 0 || inB[1] == 0) {
+		t.Errorf("with a port per lane, relay B's lanes took %v: not spread", inB)
 	}
 	if received < flows*each*9/10 {
 		t.Errorf("%d of %d datagrams arrived", received, flows*each)
