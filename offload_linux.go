@@ -14,6 +14,13 @@ import (
 // negotiateOffloads asks the kernel for the offloads in want
 // (TUNSETOFFLOAD), dropping UDP segmentation on a kernel that refuses it,
 // and returns what it agreed to with a note for what it did not.
+// setOffload and probeWrite are TUNSETOFFLOAD and the probes' writev;
+// tests replace them to play a kernel that refuses.
+var (
+	setOffload = (*tun.Device).SetOffload
+	probeWrite = unix.Writev
+)
+
 func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []string, error) {
 	flags := tun.OffloadCsum
 	if want.TCP4 {
@@ -27,11 +34,11 @@ func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []stri
 	}
 	got := want
 	var notes []string
-	err := t.SetOffload(flags)
+	err := setOffload(t, flags)
 	if err != nil && want.UDP && errors.Is(err, unix.EINVAL) {
 		notes = append(notes, fmt.Sprintf("UDP segmentation off: the kernel refused USO4|USO6 (Linux 6.2 has them): %v", err))
 		got.UDP = false
-		err = t.SetOffload(flags &^ (tun.OffloadUSO4 | tun.OffloadUSO6))
+		err = setOffload(t, flags&^(tun.OffloadUSO4|tun.OffloadUSO6))
 	}
 	if err != nil {
 		return vnet.Offloads{}, nil, err
@@ -58,7 +65,7 @@ func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, 
 			notes = append(notes, fmt.Sprintf("%s coalescing off: the probe packets did not merge (%v)", kind, err))
 			return false
 		}
-		if _, err := unix.Writev(fd, items[0].Vec); err != nil {
+		if _, err := probeWrite(fd, items[0].Vec); err != nil {
 			if errors.Is(err, unix.EINVAL) {
 				notes = append(notes, fmt.Sprintf("%s coalescing off: the kernel refused a coalesced write: %v", kind, err))
 				return false
@@ -108,7 +115,7 @@ func probeSegments(fd int, src, dst netip.AddrPort, got vnet.Offloads) bool {
 	if err != nil || len(items) != 1 {
 		return false
 	}
-	_, err = unix.Writev(fd, items[0].Vec)
+	_, err = probeWrite(fd, items[0].Vec)
 	return err == nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/tun"
 	"github.com/tundra-go/tundra/vnet"
 	"golang.org/x/sys/unix"
 )
@@ -395,4 +396,57 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 	if calls < 2*segs/nbufs {
 		t.Errorf("%d calls for %d datagrams in %d buffers", calls, 2*segs, nbufs)
 	}
+}
+
+// A kernel that refuses USO in TUNSETOFFLOAD, or a coalesced write the
+// offloads allow, gets that offload turned off, with a note saying why;
+// the device works on without it.
+func TestOffloadFallbacks(t *testing.T) {
+	ns := netnstest.New(t)
+	t.Run("USO refused", func(t *testing.T) {
+		orig := setOffload
+		defer func() { setOffload = orig }()
+		var asked []tun.Offload
+		setOffload = func(d *tun.Device, o tun.Offload) error {
+			asked = append(asked, o)
+			if o&(tun.OffloadUSO4|tun.OffloadUSO6) != 0 {
+				return unix.EINVAL
+			}
+			return orig(d, o)
+		}
+		dev := createIn(t, ns, "10.86.0.1/24", Name("tdrfb1"), Offloads(AllOffloads))
+		got := dev.Offloads()
+		if got.UDP || !got.TCP4 || !got.TCP6 {
+			t.Errorf("offloads %+v, want TCP without UDP", got)
+		}
+		if notes := strings.Join(dev.OffloadNotes(), "; "); !strings.Contains(notes, "UDP segmentation off") || !strings.Contains(notes, "USO4|USO6") {
+			t.Errorf("notes %q do not say UDP segmentation was refused", notes)
+		}
+		if len(asked) != 2 || asked[1]&(tun.OffloadUSO4|tun.OffloadUSO6) != 0 || asked[1]&tun.OffloadTSO4 == 0 {
+			t.Errorf("TUNSETOFFLOAD asked %v, want all, then all but USO", asked)
+		}
+		if d := details(t, ns, "tdrfb1"); !d.LinkInfo.Data.VnetHdr {
+			t.Errorf("ip -d: %+v, want vnet_hdr", d.LinkInfo.Data)
+		}
+	})
+	t.Run("coalesced TCP write refused", func(t *testing.T) {
+		orig := probeWrite
+		defer func() { probeWrite = orig }()
+		probeWrite = func(fd int, iovs [][]byte) (int, error) {
+			if len(iovs) > 0 && len(iovs[0]) >= vnet.HeaderLen {
+				if h, err := vnet.DecodeHeader(iovs[0]); err == nil && (h.GSOType == vnet.GSOTCPv4 || h.GSOType == vnet.GSOTCPv6) {
+					return 0, unix.EINVAL
+				}
+			}
+			return orig(fd, iovs)
+		}
+		dev := createIn(t, ns, "10.87.0.1/24", Name("tdrfb2"), Offloads(AllOffloads))
+		got := dev.Offloads()
+		if got.TCP4 || !got.TCP6 || !got.UDP {
+			t.Errorf("offloads %+v, want TCP over IPv4 off (the family probed), the rest on", got)
+		}
+		if notes := strings.Join(dev.OffloadNotes(), "; "); !strings.Contains(notes, "TCP coalescing off: the kernel refused a coalesced write") {
+			t.Errorf("notes %q do not say the TCP write was refused", notes)
+		}
+	})
 }
