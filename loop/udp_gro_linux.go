@@ -145,8 +145,10 @@ func spread(msgs []groMsg, bufs [][]byte, sizes []int, addrs []netip.AddrPort, o
 }
 
 // recvGRO is RecvBatch on a socket with UDP_GRO: pending segments first,
-// then one recvmmsg into as many buffers as are left, its coalesced
-// messages spread over the rest. Called by RecvBatch with the checks done.
+// then recvmmsg into the buffers left, its coalesced messages spread over
+// the ones after them, again while every message asked for comes and room
+// is left, so that a short return means the socket ran dry (or the budget
+// is spent). Called by RecvBatch with the checks done.
 func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.AddrPort, offset int) (int, error) {
 	p := u.p
 	if err := u.deferred; err != nil {
