@@ -41,16 +41,16 @@
 // either a scratch buffer split into the batch, or the batch's first buffer
 // itself, which Split then splits in place. Split completes the checksums
 // the kernel left to the device (FlagNeedsCsum); the consumer gets plain IP
-// packets.
+// packets. A consumer with fewer buffers than a super-packet has segments
+// keeps it and takes it in parts with SplitFrom.
 //
 // Write path: Coalescer.Coalesce turns a batch bufs[i][offset:] into Items,
 // each one write: Send(item.Vec...) is one writev of the virtio-net header,
 // the rewritten headers and the payloads, with no payload copied. Vec
 // already starts with the header, so the descriptor must not add a framing
 // header of its own on that write. Config.MaxParts caps len(Vec) at the
-// loop's writev limit (loop.MaxSendParts, 64: at most 63 segments per
-// super-packet); 64 parts would let a TCP flow with 1448-byte segments reach
-// the 64 KiB bound (45 segments) instead.
+// loop's writev limit (DefaultMaxParts is loop.MaxSendParts, 129: the
+// header and up to 128 segments per super-packet).
 //
 // Passthrough: PrepareForward checks a super-packet read from one device
 // against what the other accepts and gives the header to write in front of
