@@ -548,8 +548,9 @@ func (p *PacketFD) Armed() Events {
 // controlling_process/2), which calls onReady from then on. It must be
 // called on the owning loop. The descriptor leaves this loop at once: no
 // event is delivered here afterwards, and I/O here returns ErrNotOwner.
-// Packets that arrive meanwhile wait in the kernel's queue; Readable is
-// armed on the new loop, so the new owner hears of them. If the new loop
+// Packets that arrive meanwhile wait in the kernel's queue; on the new
+// loop Readable is armed and the callback runs once in its first round,
+// so the new owner reads them, and whatever a reader kept back. If the new loop
 // cannot take it (closed, queue full), the PacketFD stays here and the
 // error says why. Loop-only.
 func (p *PacketFD) Handoff(to *Loop, onReady ReadyFunc) error {
@@ -602,7 +603,14 @@ func (p *PacketFD) arrive(to *Loop, onReady ReadyFunc) {
 		// The new loop is closing: it owns the descriptor now and closes
 		// it, as it would had the handoff landed a moment earlier.
 		p.finish()
+		return
 	}
+	// The new owner's callback runs once in its next round, whatever the
+	// descriptor's readiness: what a layer above holds back for the next
+	// read (a super-packet or GRO segments that did not fit, an error to
+	// report) is not in the kernel's queue, and nothing else would say so.
+	// With nothing held, that read finds EAGAIN and arms as usual.
+	p.h.Requeue(Readable)
 }
 
 // finish closes the descriptor once. Caller holds mu or runs at loop exit.

@@ -348,3 +348,77 @@ func TestUDPRecvBatchGROReadsOn(t *testing.T) {
 		}
 	}
 }
+
+// Segments kept back for the next call are not lost by a Handoff: the new
+// loop's callback runs once on arrival and gets them, with no new traffic.
+func TestUDPGROHandoffKeepsPending(t *testing.T) {
+	checkLeaks(t)
+	l1, l2 := newLoop(t), newLoop(t)
+	fd, addr := udpSocket(t, unix.AF_INET)
+	const nbufs = 8
+	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxGROBytes)
+	}
+	var mu sync.Mutex
+	var got []string
+	var handedOff atomic.Bool
+	read := func(u *UDPConn) (n int, err error) {
+		n, err = u.RecvBatch(bufs, sizes, nil, 0)
+		mu.Lock()
+		for i := range n {
+			got = append(got, string(bufs[i][:sizes[i]]))
+		}
+		mu.Unlock()
+		return n, err
+	}
+	onL2 := func(u *UDPConn, _ Events) {
+		for {
+			if n, err := read(u); err != nil || n < nbufs {
+				return
+			}
+		}
+	}
+	_, err := l1.AttachUDP(fd, UDPConfig{GRO: true, OnReady: func(u *UDPConn, _ Events) {
+		if handedOff.Load() {
+			return
+		}
+		// One batch here, then the rest is the other loop's.
+		if n, err := read(u); err != nil || n == 0 {
+			return
+		}
+		handedOff.Store(true)
+		if err := u.Handoff(l2, onL2); err != nil {
+			t.Errorf("Handoff: %v", err)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfd, _ := udpSocket(t, unix.AF_INET)
+	defer unix.Close(sfd)
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 10)
+	var train []byte
+	for k := range 64 {
+		train = append(train, fmt.Sprintf("train %3d.", k)...)
+	}
+	if err := unix.Sendmsg(sfd, train, oob, sockaddrOf(addr), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all 64 datagrams, 8 on the first loop and 56 kept back for the second", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 64
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range 64 {
+		if want := fmt.Sprintf("train %3d.", k); got[k] != want {
+			t.Fatalf("datagram %d: %q, want %q", k, got[k], want)
+		}
+	}
+}
