@@ -44,11 +44,25 @@ func (q *Queue) recvVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
+	// q.vn is loop-only: check before touching it, not at the first read.
+	if err := p.CheckOwner(); err != nil {
+		return 0, err
+	}
 	if offset < vnet.HeaderLen {
 		return 0, &Error{Op: "recv", Name: q.dev.name, Arg: "offset", Err: invalid{fmt.Errorf("%d leaves no room for the %d-byte virtio-net header", offset, vnet.HeaderLen)}}
 	}
 	if len(sizes) < len(bufs) {
 		return 0, &Error{Op: "recv", Name: q.dev.name, Arg: "sizes", Err: invalid{fmt.Errorf("%d sizes for %d buffers", len(sizes), len(bufs))}}
+	}
+	// Every buffer up front: a super-packet is split into the buffers
+	// after the one it was read into, and any of them may be its first.
+	for i, b := range bufs {
+		if len(b) < offset+MaxPacket {
+			return 0, &Error{Op: "recv", Name: q.dev.name, Arg: "bufs", Err: invalid{fmt.Errorf("buffer %d holds %d bytes: a queue with offloads needs offset+%d (%d) in each", i, len(b), MaxPacket, offset+MaxPacket)}}
+		}
+	}
+	if len(bufs) == 0 {
+		return 0, nil
 	}
 	if err := q.vn.deferred; err != nil {
 		q.vn.deferred = nil
@@ -75,9 +89,6 @@ func (q *Queue) recvVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 	for n < len(bufs) {
 		b := bufs[n]
-		if len(b) < offset+MaxPacket {
-			return stop(&Error{Op: "recv", Name: q.dev.name, Arg: "bufs", Err: invalid{fmt.Errorf("buffer of %d bytes: a queue with offloads needs offset+%d (%d)", len(b), MaxPacket, offset+MaxPacket)}})
-		}
 		got, err := p.Recv(b[offset-vnet.HeaderLen:])
 		if err != nil {
 			if errors.Is(err, ErrWouldBlock) {
@@ -181,6 +192,9 @@ func (q *Queue) sendVnet(bufs [][]byte, offset int) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
+	if err := p.CheckOwner(); err != nil {
+		return 0, err // the Coalescer's scratch state is loop-only
+	}
 	items, err := q.vn.co.Coalesce(bufs, offset)
 	if err != nil {
 		return 0, &Error{Op: "send", Name: q.dev.name, Err: err}
@@ -261,6 +275,10 @@ func (q *Queue) SendGSO(h vnet.Header, pkt []byte) error {
 	}
 	if q.vn.co == nil {
 		return errNoOffloads
+	}
+	// q.vn.hdr is loop-only, like RecvGSO's use of it.
+	if err := p.CheckOwner(); err != nil {
+		return err
 	}
 	out, err := vnet.PrepareForward(pkt, h, q.dev.offloads)
 	if err != nil {

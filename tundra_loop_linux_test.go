@@ -15,6 +15,7 @@ import (
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/internal/packet"
 	"github.com/tundra-go/tundra/loop"
+	"github.com/tundra-go/tundra/vnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -240,6 +241,36 @@ func TestDeviceIOOwnership(t *testing.T) {
 	})
 	if err := dev.Attach(l, nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("Attach with a nil callback: %v", err)
+	}
+}
+
+// With offloads, every I/O call off the loop is refused before it touches
+// the queue's loop-only state (kept super-packet, coalescer, header).
+func TestOffloadIOOwnership(t *testing.T) {
+	ns := netnstest.New(t)
+	dev := createIn(t, ns, "10.27.0.1/24", Offloads(AllOffloads))
+	l := newLoop(t)
+	if err := dev.Attach(l, func(*Queue, loop.Events) {}); err != nil {
+		t.Fatal(err)
+	}
+	q := dev.Queues()[0]
+	big := [][]byte{make([]byte, vnet.HeaderLen+MaxPacket)}
+	pkt, err := packet.UDP(netip.MustParseAddrPort("10.27.0.1:9"), netip.MustParseAddrPort("10.27.0.1:9"), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"RecvBatch": func() error { _, err := q.RecvBatch(big, []int{0}, vnet.HeaderLen); return err },
+		"SendBatch": func() error {
+			_, err := q.SendBatch([][]byte{append(make([]byte, vnet.HeaderLen), pkt...)}, vnet.HeaderLen)
+			return err
+		},
+		"RecvGSO": func() error { _, _, err := q.RecvGSO(big[0]); return err },
+		"SendGSO": func() error { return q.SendGSO(vnet.Header{}, pkt) },
+	} {
+		if err := call(); !errors.Is(err, ErrNotOwner) {
+			t.Errorf("%s off the loop: %v, want ErrNotOwner", name, err)
+		}
 	}
 }
 

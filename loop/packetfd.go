@@ -202,6 +202,15 @@ func (p *PacketFD) dispatch(ev Events) {
 	p.onReady(p, deliver)
 }
 
+// CheckOwner returns nil when called on the owning loop's goroutine, and
+// otherwise the error I/O would return: ErrNotOwner, or ErrClosed once
+// the PacketFD is closed. For layers above that keep loop-only state of
+// their own and must not touch it from elsewhere. Any goroutine.
+func (p *PacketFD) CheckOwner() error {
+	_, err := p.owned()
+	return err
+}
+
 // owned returns the owning loop if the caller runs on it.
 func (p *PacketFD) owned() (*Loop, error) {
 	l := p.owner.Load()

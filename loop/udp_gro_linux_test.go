@@ -422,3 +422,53 @@ func TestUDPGROHandoffKeepsPending(t *testing.T) {
 		}
 	}
 }
+
+// Kept segments count against the registration's budget: a callback that
+// reads until told to stop gets at most Budget datagrams per round, and
+// the rest come in later rounds.
+func TestUDPGROPendingKeepsTheBudget(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	fd, addr := udpSocket(t, unix.AF_INET)
+	const nbufs, budget = 8, 12
+	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
+	for i := range bufs {
+		bufs[i] = make([]byte, MaxGROBytes)
+	}
+	var mu sync.Mutex
+	total, most := 0, 0
+	if _, err := l.AttachUDP(fd, UDPConfig{GRO: true, Budget: budget, OnReady: func(u *UDPConn, _ Events) {
+		this := 0
+		for {
+			n, err := u.RecvBatch(bufs, sizes, nil, 0)
+			this += n
+			if err != nil || n < nbufs {
+				break
+			}
+		}
+		mu.Lock()
+		total += this
+		most = max(most, this)
+		mu.Unlock()
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	sfd, _ := udpSocket(t, unix.AF_INET)
+	defer unix.Close(sfd)
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 100)
+	for range 4 {
+		if err := unix.Sendmsg(sfd, make([]byte, 64*100), oob, sockaddrOf(addr), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "256 datagrams", func() bool { mu.Lock(); defer mu.Unlock(); return total >= 256 })
+	mu.Lock()
+	defer mu.Unlock()
+	if total != 256 || most > budget {
+		t.Errorf("%d datagrams, at most %d in one callback; want 256, at most the budget of %d", total, most, budget)
+	}
+}
