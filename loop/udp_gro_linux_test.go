@@ -225,12 +225,7 @@ func TestUDPRecvBatchGRO(t *testing.T) {
 					want = append(want, d)
 					payload = append(payload, d...)
 				}
-				oob := make([]byte, unix.CmsgSpace(2))
-				h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-				h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
-				h.SetLen(unix.CmsgLen(2))
-				binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 200)
-				if err := unix.Sendmsg(sfd, payload, oob, sockaddrOf(addr), 0); err != nil {
+				if err := sendTrain(sfd, addr, payload, 200); err != nil {
 					t.Fatalf("UDP_SEGMENT send: %v", err)
 				}
 			}
@@ -307,16 +302,11 @@ func TestUDPRecvBatchGROReadsOn(t *testing.T) {
 	sfd, _ := udpSocket(t, unix.AF_INET)
 	defer unix.Close(sfd)
 	// A train of 16 datagrams of 10 bytes.
-	oob := make([]byte, unix.CmsgSpace(2))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 10)
 	var train []byte
 	for k := range 16 {
 		train = append(train, fmt.Sprintf("train %3d.", k)...)
 	}
-	if err := unix.Sendmsg(sfd, train, oob, sockaddrOf(addr), 0); err != nil {
+	if err := sendTrain(sfd, addr, train, 10); err != nil {
 		t.Fatal(err)
 	}
 	recv := func() (int, error) {
@@ -397,16 +387,11 @@ func TestUDPGROHandoffKeepsPending(t *testing.T) {
 	}
 	sfd, _ := udpSocket(t, unix.AF_INET)
 	defer unix.Close(sfd)
-	oob := make([]byte, unix.CmsgSpace(2))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 10)
 	var train []byte
 	for k := range 64 {
 		train = append(train, fmt.Sprintf("train %3d.", k)...)
 	}
-	if err := unix.Sendmsg(sfd, train, oob, sockaddrOf(addr), 0); err != nil {
+	if err := sendTrain(sfd, addr, train, 10); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "all 64 datagrams, 8 on the first loop and 56 kept back for the second", func() bool {
@@ -455,13 +440,8 @@ func TestUDPGROPendingKeepsTheBudget(t *testing.T) {
 	}
 	sfd, _ := udpSocket(t, unix.AF_INET)
 	defer unix.Close(sfd)
-	oob := make([]byte, unix.CmsgSpace(2))
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 100)
 	for range 4 {
-		if err := unix.Sendmsg(sfd, make([]byte, 64*100), oob, sockaddrOf(addr), 0); err != nil {
+		if err := sendTrain(sfd, addr, make([]byte, 64*100), 100); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -471,4 +451,15 @@ func TestUDPGROPendingKeepsTheBudget(t *testing.T) {
 	if total != 256 || most > budget {
 		t.Errorf("%d datagrams, at most %d in one callback; want 256, at most the budget of %d", total, most, budget)
 	}
+}
+
+// sendTrain sends payload from fd to addr as one UDP_SEGMENT message of
+// seg-byte datagrams (the last may be shorter).
+func sendTrain(fd int, addr netip.AddrPort, payload []byte, seg uint16) error {
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], seg)
+	return unix.Sendmsg(fd, payload, oob, sockaddrOf(addr), 0)
 }
