@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tundra-go/tundra/broker"
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
@@ -126,7 +127,7 @@ func TestCreateViaBrokerAsRoot(t *testing.T) {
 // is asked to, exclusively.
 func TestBrokerCreate(t *testing.T) {
 	ns := netnstest.New(t)
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := ns.Do(func() error {
@@ -136,7 +137,7 @@ func TestBrokerCreate(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled: %v", err)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	if ls, _ := ns.Links(); len(ls) != 1 {
 		t.Errorf("links after a failed BrokerCreate: %+v", ls)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
@@ -373,7 +374,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 				return nil
 			}
 			defer func() { testHook = nil }()
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			err := createErrIn(ns, "fd00:5::1/64", Name("tdrfail"), Persist(), Owner(1000), MTU(1400))
 			if !errors.Is(err, injected) {
 				t.Fatalf("Create: %v, want the injected failure", err)
@@ -381,7 +382,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 			if !strings.Contains(err.Error(), fail) || !strings.Contains(err.Error(), "tdrfail") {
 				t.Errorf("error %q does not name the step and the device", err)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 			requireGone(t, ns, "tdrfail")
 		})
 	}
@@ -400,7 +401,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 				return nil
 			}
 			defer func() { testHook = nil }()
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300), Owner(4242), Group(4242))
 			if !errors.Is(err, injected) {
 				t.Fatalf("Create: %v", err)
@@ -408,7 +409,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 			if d := details(t, ns, "tdrold").LinkInfo.Data; d.User != nil || d.Group != nil || !d.Persist {
 				t.Errorf("existing device's ownership changed: user set %v, group set %v, persist %v", d.User != nil, d.Group != nil, d.Persist)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 			l, err := ns.LinkByName("tdrold")
 			if err != nil {
 				t.Fatalf("the existing device is gone: %v", err)
@@ -436,7 +437,7 @@ func TestCreateKernelRefusals(t *testing.T) {
 
 	check := func(what string, errno unix.Errno, says string, addr string, opts ...Option) {
 		t.Run(what, func(t *testing.T) {
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			linksBefore, _ := ns.Links()
 			err := createErrIn(ns, addr, opts...)
 			t.Logf("%s: %v", what, err)
@@ -450,7 +451,7 @@ func TestCreateKernelRefusals(t *testing.T) {
 			if !errors.As(err, &e) || e.Op != "create" {
 				t.Errorf("not a create *Error: %T", err)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 			if linksAfter, _ := ns.Links(); len(linksAfter) != len(linksBefore) {
 				t.Errorf("%d links before, %d after", len(linksBefore), len(linksAfter))
 			}
@@ -552,7 +553,7 @@ func TestAdoptRefusals(t *testing.T) {
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			fl, _ := unix.FcntlInt(uintptr(tc.fd), unix.F_GETFL, 0)
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			err := ns.Do(func() error {
 				dev, err := Adopt(tc.fd)
 				if err == nil {
@@ -565,7 +566,7 @@ func TestAdoptRefusals(t *testing.T) {
 			if !errors.Is(err, tc.errno) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%v: want %s saying %q", err, unix.ErrnoName(tc.errno), tc.says)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 			if got, err := unix.FcntlInt(uintptr(tc.fd), unix.F_GETFL, 0); err != nil || got != fl {
 				t.Errorf("fd changed: flags %#x -> %#x, %v", fl, got, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/internal/packet"
 	"github.com/tundra-go/tundra/loop"
@@ -23,7 +24,7 @@ import (
 // that nothing made after it is left: no descriptor, no goroutine.
 func newLoop(t *testing.T) *loop.Loop {
 	t.Helper()
-	netnstest.CheckLeaks(t)
+	leakcheck.Check(t)
 	l, err := loop.New()
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +299,7 @@ func TestLoopCloseRemovesDevice(t *testing.T) {
 func TestDeviceCloseWhileAttached(t *testing.T) {
 	ns := netnstest.New(t)
 	l := newLoop(t)
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	dev := createIn(t, ns, "10.25.0.1/24", Name("tdrclose"))
 	if err := dev.Attach(l, func(*Queue, loop.Events) {}); err != nil {
 		t.Fatal(err)
@@ -307,7 +308,7 @@ func TestDeviceCloseWhileAttached(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireGone(t, ns, "tdrclose")
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	if err := l.Do(func() {}); err != nil {
 		t.Errorf("loop broken after a device closed: %v", err)
 	}

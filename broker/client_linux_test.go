@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/internal/leakcheck"
 )
 
 // fakeServer accepts one connection on a socket in a temp dir, reads a
@@ -95,7 +95,7 @@ func TestClientRejectsHostileAnswers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := fakeServer(t, tc.frame, tc.rights)
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			c := Client{Path: path, Timeout: 5 * time.Second}
 			cr, err := c.Create(context.Background(), Request{Addr: netip.MustParsePrefix("fd00::1/64")})
 			if err == nil {
@@ -106,7 +106,7 @@ func TestClientRejectsHostileAnswers(t *testing.T) {
 			if !errors.As(err, &be) || !strings.Contains(err.Error(), tc.want) || errors.Is(err, ErrProtocol) != tc.proto {
 				t.Errorf("error %v (ErrProtocol %t), want one mentioning %q (ErrProtocol %t)", err, errors.Is(err, ErrProtocol), tc.want, tc.proto)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 		})
 	}
 }
@@ -139,7 +139,7 @@ func TestClientRejectsTruncatedRights(t *testing.T) {
 	if err := unix.Sendmsg(pair[1], frame, unix.UnixRights(rights...), nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 
 	// Leave room for about three of the eight descriptors.
 	var lim unix.Rlimit
@@ -178,7 +178,7 @@ func TestClientRejectsTruncatedRights(t *testing.T) {
 	if len(fds) == 0 || len(fds) >= 8 {
 		t.Errorf("%d descriptors arrived; the test wants a partial delivery", len(fds))
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 }
 
 // fmtSscan reads the descriptor number at the start of an OpenFDs entry.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
 
@@ -504,7 +505,7 @@ func TestAbuse(t *testing.T) {
 	ts := startServer(t, func(c *broker.Config) { c.MaxConnsPerUID = 4 })
 	ts.rootCreate(t, "fd00:1::1/64") // warm up: the first use opens the netpoller
 	base := len(ts.log.audits())
-	fdsBefore := netnstest.OpenFDs(t)
+	fdsBefore := leakcheck.FDs(t)
 	t.Logf("server process descriptors before: %d", len(fdsBefore))
 	expectAudits := base
 
@@ -651,12 +652,12 @@ func TestAbuse(t *testing.T) {
 
 	ts.log.waitAudits(t, expectAudits)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(netnstest.OpenFDs(t)) != len(fdsBefore) && time.Now().Before(deadline) {
+	for len(leakcheck.FDs(t)) != len(fdsBefore) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	after := netnstest.OpenFDs(t)
+	after := leakcheck.FDs(t)
 	t.Logf("server process descriptors after: %d", len(after))
-	netnstest.CheckNoFDLeak(t, fdsBefore)
+	leakcheck.NoNewFDs(t, fdsBefore)
 	if len(after) != len(fdsBefore) {
 		t.Errorf("descriptors: %d before, %d after", len(fdsBefore), len(after))
 	}

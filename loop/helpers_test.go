@@ -1,67 +1,17 @@
 package loop
 
 import (
-	"os"
-	"runtime"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"golang.org/x/sys/unix"
 )
 
 // checkLeaks records the process's descriptors and goroutines and, when the
 // test ends, fails it if any descriptor or goroutine is left over. Every
 // test that makes a loop calls it first.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	fds := openFDs(t)
-	goroutines := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		// Goroutines finish a moment after the channel that releases them is
-		// closed; give them that moment.
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > goroutines {
-			buf := make([]byte, 1<<16)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("leaked %d goroutines:\n%s", n-goroutines, buf)
-		}
-		had := map[string]bool{}
-		for _, fd := range fds {
-			had[fd] = true
-		}
-		var leaked []string
-		for _, fd := range openFDs(t) {
-			if !had[fd] {
-				leaked = append(leaked, fd)
-			}
-		}
-		if len(leaked) > 0 {
-			t.Errorf("leaked descriptors: %s", strings.Join(leaked, ", "))
-		}
-	})
-}
-
-func openFDs(t *testing.T) []string {
-	entries, err := os.ReadDir("/dev/fd")
-	if err != nil {
-		t.Fatalf("listing /dev/fd: %v", err)
-	}
-	var fds []string
-	for _, e := range entries {
-		target, err := os.Readlink("/dev/fd/" + e.Name())
-		if err != nil {
-			continue // the directory's own descriptor, gone by now
-		}
-		fds = append(fds, e.Name()+" -> "+target)
-	}
-	sort.Strings(fds)
-	return fds
-}
+func checkLeaks(t *testing.T) { leakcheck.Check(t) }
 
 func newLoop(t *testing.T, opts ...Option) *Loop {
 	t.Helper()

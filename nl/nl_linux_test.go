@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
@@ -577,7 +578,7 @@ func TestKernelForgedReplyIgnored(t *testing.T) {
 
 func TestKernelNoFDLeak(t *testing.T) {
 	ns := netnstest.New(t)
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	err := ns.Do(func() error {
 		for range 3 {
 			c, err := Dial()
@@ -599,7 +600,7 @@ func TestKernelNoFDLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 }
 
 func TestKernelConcurrentUse(t *testing.T) {

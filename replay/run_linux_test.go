@@ -19,6 +19,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/tun"
@@ -145,8 +146,8 @@ func TestReplayTruncatedCapture(t *testing.T) {
 	in := echoCapture(t, 0, time.Millisecond, 2*time.Millisecond)
 	// Run leaves no descriptor behind (loop, counter files), whatever the
 	// outcome.
-	before := netnstest.OpenFDs(t)
-	defer netnstest.CheckNoFDLeak(t, before)
+	before := leakcheck.FDs(t)
+	defer leakcheck.NoNewFDs(t, before)
 	s, err := Run(context.Background(), Options{Device: d.dev, Input: bytes.NewReader(in[:len(in)-10]), Pace: PaceFast, Linger: 50 * time.Millisecond})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("Run on a truncated file: %v, want io.ErrUnexpectedEOF", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
 
@@ -87,7 +88,7 @@ func sendAndRead(t *testing.T, ns *netnstest.Namespace, q *Queue, port int) int 
 }
 
 func TestSetFilterProgram(t *testing.T) {
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	ns := netnstest.New(t)
 	d := bpfTestDevice(t, ns, Config{Name: "tdrbpf", MultiQueue: true, Exclusive: true})
 	q0 := d.Queues()[0]
@@ -168,7 +169,7 @@ func TestSetFilterProgram(t *testing.T) {
 		}
 	}
 	ns.Close()
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 }
 
 func TestSetBPFErrors(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/tun"
 )
@@ -266,13 +267,13 @@ func TestOpenJoinsExistingMultiQueue(t *testing.T) {
 		t.Errorf("ip: %+v, want pi with numqueues 2", d)
 	}
 
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	_, err := openErr(ns, tun.Config{Name: "tdrjoin", MultiQueue: true, PacketInfo: true, VnetHdr: true})
 	if !errors.Is(err, tun.ErrFramingMismatch) {
 		t.Fatalf("joining with VnetHdr: %v, want ErrFramingMismatch", err)
 	}
 	t.Logf("joining with VnetHdr: %v", err)
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	if d := showLink(t, ns, "tdrjoin").LinkInfo.Data; d.VnetHdr || *d.NumQueues != 2 {
 		t.Errorf("ip after refused join: %+v, want vnet_hdr false and numqueues 2", d)
 	}
@@ -506,13 +507,13 @@ func TestExclusive(t *testing.T) {
 	ns := netnstest.New(t)
 	dev := open(t, ns, tun.Config{Name: "tdrx"})
 
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	_, err := openErr(ns, tun.Config{Name: "tdrx", Exclusive: true})
 	oe := wantErrno(t, "Exclusive on an existing name", err, unix.EBUSY, "TUNSETIFF")
 	if oe.Name != "tdrx" || !strings.Contains(err.Error(), "Exclusive") {
 		t.Errorf("error %q should name tdrx and say Exclusive is why", err)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	// The first device is untouched.
 	if l := showLink(t, ns, "tdrx"); l.Name != "tdrx" || dev.Fd() < 0 {
 		t.Errorf("first device disturbed: %+v, fd %d", l, dev.Fd())
@@ -544,7 +545,7 @@ func TestOpenErrorsLeaveNoFD(t *testing.T) {
 		{"a 16-byte name", tun.Config{Name: "abcdefghijklmnop"}, 0, "validate name", tun.ErrInvalidName},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			dev, err := openErr(ns, tc.cfg)
 			if err == nil {
 				dev.Close()
@@ -559,7 +560,7 @@ func TestOpenErrorsLeaveNoFD(t *testing.T) {
 			} else {
 				wantErrno(t, tc.what, err, tc.errno, tc.op)
 			}
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 		})
 	}
 	if d := showLink(t, ns, "tdre").LinkInfo.Data; d.Type != "tun" || d.MultiQueue {
@@ -810,7 +811,7 @@ func TestAddQueueWrongNamespace(t *testing.T) {
 	ns := netnstest.New(t)
 	const name = "tdrmqns"
 	dev := open(t, ns, tun.Config{Name: name, MultiQueue: true})
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	q, err := dev.AddQueue() // the test goroutine is in the host namespace
 	if err == nil {
 		q.Close()
@@ -820,7 +821,7 @@ func TestAddQueueWrongNamespace(t *testing.T) {
 	if !strings.Contains(err.Error(), "namespace") {
 		t.Errorf("error %q does not mention the namespace", err)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	if out, err := exec.Command("ip", "link", "show", "dev", name).CombinedOutput(); err == nil {
 		t.Errorf("AddQueue created %s on the host: %s", name, out)
 	}
@@ -832,7 +833,7 @@ func TestAddQueueWrongNamespace(t *testing.T) {
 func TestAddQueueSingleQueue(t *testing.T) {
 	ns := netnstest.New(t)
 	dev := open(t, ns, tun.Config{Name: "tdrsq"})
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	var err error
 	ns.Do(func() error {
 		_, err = dev.AddQueue()
@@ -843,7 +844,7 @@ func TestAddQueueSingleQueue(t *testing.T) {
 		t.Fatalf("AddQueue on a single-queue device = %v, want an *OpError naming tdrsq wrapping ErrNotMultiQueue", err)
 	}
 	t.Logf("AddQueue on a single-queue device: %v", err)
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	// A single-queue device cannot detach its queue either.
 	err = dev.Queues()[0].Detach()
 	if oe := wantErrno(t, "Detach on a single-queue device", err, unix.EINVAL, "TUNSETQUEUE detach"); !strings.Contains(oe.Error(), "not multi-queue") {
@@ -1011,7 +1012,7 @@ func TestAdoptRejects(t *testing.T) {
 			if tc.open {
 				fl, fdfl = fcntl(t, tc.fd, unix.F_GETFL), fcntl(t, tc.fd, unix.F_GETFD)
 			}
-			before := netnstest.OpenFDs(t)
+			before := leakcheck.FDs(t)
 			if _, _, err := tun.Inspect(tc.fd); err == nil {
 				t.Errorf("Inspect(%s) succeeded", tc.what)
 			} else {
@@ -1023,7 +1024,7 @@ func TestAdoptRejects(t *testing.T) {
 				t.Fatalf("Adopt(%s) succeeded", tc.what)
 			}
 			wantErrno(t, "Adopt("+tc.what+")", err, tc.errno, "TUNGETIFF")
-			netnstest.CheckNoFDLeak(t, before)
+			leakcheck.NoNewFDs(t, before)
 			if tc.open {
 				if got := fcntl(t, tc.fd, unix.F_GETFL); got != fl {
 					t.Errorf("status flags changed from %#x to %#x", fl, got)
@@ -1038,7 +1039,7 @@ func TestAdoptRejects(t *testing.T) {
 
 func TestFeatures(t *testing.T) {
 	netnstest.SkipUnlessPrivileged(t)
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	f, err := tun.Features()
 	if err != nil {
 		t.Fatal(err)
@@ -1052,7 +1053,7 @@ func TestFeatures(t *testing.T) {
 	if f&(tun.FlagPersist|tun.FlagAttachQueue|tun.FlagDetachQueue) != 0 {
 		t.Errorf("Features() = %v, claims non-feature bits", f)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 }
 
 // Read and Write are on the packet path: no allocation, even for EAGAIN.
@@ -1149,11 +1150,11 @@ func TestAdoptQueues(t *testing.T) {
 	defer unix.Close(other)
 
 	// A foreign fd in the set: refused, every fd still open.
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	if _, err := tun.AdoptQueues([]int{fds[0], other}); !errors.Is(err, unix.EINVAL) || !strings.Contains(err.Error(), "tdrmqb") {
 		t.Errorf("mixed devices: %v", err)
 	}
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 	for _, fd := range append(fds, other) {
 		fcntl(t, fd, unix.F_GETFD) // fails the test if fd was closed
 	}

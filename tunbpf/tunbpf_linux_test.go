@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/tun"
 	"github.com/tundra-go/tundra/tunbpf"
@@ -27,7 +28,7 @@ func seqPayload(tag string) func(int) []byte {
 // else arrives intact (IPv4 with options included), and detaching restores
 // full delivery.
 func TestFilterDropsOnePort(t *testing.T) {
-	before := netnstest.OpenFDs(t)
+	before := leakcheck.FDs(t)
 	ns := netnstest.New(t)
 	const name = "tbpfdrop"
 	dev := openUp(t, ns, tun.Config{Name: name, Exclusive: true})
@@ -117,7 +118,7 @@ func TestFilterDropsOnePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Close()
-	netnstest.CheckNoFDLeak(t, before)
+	leakcheck.NoNewFDs(t, before)
 }
 
 // Truncation: a packet longer than SnapLen arrives cut to SnapLen bytes,

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/internal/packet"
 	"golang.org/x/sys/unix"
@@ -399,7 +400,7 @@ func leftovers(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, fd := range netnstest.OpenFDs(t) {
+	for _, fd := range leakcheck.FDs(t) {
 		_, target, _ := strings.Cut(fd, " -> ")
 		switch {
 		case target == host, strings.HasPrefix(target, "anon_inode:"), strings.HasPrefix(target, "/dev/null"):

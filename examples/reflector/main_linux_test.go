@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tundra-go/tundra"
+	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
 
@@ -17,7 +18,7 @@ import (
 // checks then that it left no descriptor and no goroutine behind.
 func startIn(t *testing.T, ns *netnstest.Namespace, name string) *reflector {
 	t.Helper()
-	netnstest.CheckLeaks(t)
+	leakcheck.Check(t)
 	var r *reflector
 	if err := ns.Do(func() error {
 		var err error

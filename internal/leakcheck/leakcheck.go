@@ -1,4 +1,8 @@
-package netnstest
+// Package leakcheck lets a test check that it left no file descriptor
+// and no goroutine behind. It reads /dev/fd, which Linux and macOS both
+// have, so the loop's portable tests use it as well as the privileged
+// ones.
+package leakcheck
 
 import (
 	"os"
@@ -9,19 +13,19 @@ import (
 	"time"
 )
 
-// OpenFDs lists the process's open file descriptors with what they point at
-// (from /proc/self/fd), sorted, so a test can compare before and after.
-func OpenFDs(t testing.TB) []string {
+// FDs lists the process's open file descriptors with what they point at,
+// sorted, so a test can compare before and after.
+func FDs(t testing.TB) []string {
 	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
+	entries, err := os.ReadDir("/dev/fd")
 	if err != nil {
-		t.Fatalf("reading /proc/self/fd: %v", err)
+		t.Fatalf("listing /dev/fd: %v", err)
 	}
 	var fds []string
 	for _, e := range entries {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		target, err := os.Readlink("/dev/fd/" + e.Name())
 		if err != nil {
-			continue // the directory's own fd, closed by now
+			continue // the directory's own descriptor, closed by now
 		}
 		fds = append(fds, e.Name()+" -> "+target)
 	}
@@ -29,16 +33,16 @@ func OpenFDs(t testing.TB) []string {
 	return fds
 }
 
-// CheckNoFDLeak fails t if the process holds a descriptor now that it did not
-// hold when before was taken (with OpenFDs).
-func CheckNoFDLeak(t testing.TB, before []string) {
+// NoNewFDs fails t if the process holds a descriptor now that it did not
+// hold when before was taken (with FDs).
+func NoNewFDs(t testing.TB, before []string) {
 	t.Helper()
 	had := make(map[string]bool, len(before))
 	for _, fd := range before {
 		had[fd] = true
 	}
 	var leaked []string
-	for _, fd := range OpenFDs(t) {
+	for _, fd := range FDs(t) {
 		if !had[fd] {
 			leaked = append(leaked, fd)
 		}
@@ -48,14 +52,14 @@ func CheckNoFDLeak(t testing.TB, before []string) {
 	}
 }
 
-// CheckLeaks takes a snapshot of the open descriptors and the number of
+// Check takes a snapshot of the open descriptors and the number of
 // goroutines now, and fails t at cleanup (registered here, so it runs
 // after the cleanups of what the test makes later) if there are
 // descriptors it did not hold or more goroutines, after giving finishing
 // goroutines two seconds.
-func CheckLeaks(t testing.TB) {
+func Check(t testing.TB) {
 	t.Helper()
-	fds, goroutines := OpenFDs(t), runtime.NumGoroutine()
+	fds, goroutines := FDs(t), runtime.NumGoroutine()
 	t.Cleanup(func() {
 		for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
@@ -64,6 +68,6 @@ func CheckLeaks(t testing.TB) {
 			stacks := make([]byte, 1<<16)
 			t.Errorf("%d goroutines more than at the start:\n%s", n-goroutines, stacks[:runtime.Stack(stacks, true)])
 		}
-		CheckNoFDLeak(t, fds)
+		NoNewFDs(t, fds)
 	})
 }
