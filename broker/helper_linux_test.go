@@ -381,8 +381,8 @@ func (ts *testServer) startChild(t *testing.T, who cred, mode string, env ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &syncWriter{w: &stderr}
+	var stderr netnstest.SyncBuffer
+	cmd.Stderr = &stderr
 	if err := ts.ns.Start(cmd); err != nil {
 		t.Fatalf("starting helper %s: %v", mode, err)
 	}
@@ -401,17 +401,6 @@ func (ts *testServer) startChild(t *testing.T, who cred, mode string, env ...str
 		}
 	})
 	return c
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }
 
 // next returns the child's next result line.

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,23 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The command serves in its namespace, with the socket's final mode and
 // group, enforces the policy file, and on SIGTERM or SIGINT removes its
 // socket and exits 0.
@@ -67,7 +49,7 @@ func TestServeAndShutdown(t *testing.T) {
 			}
 			cmd := exec.Command(os.Args[0], "-socket", sock, "-group", "4242", "-policy", policy, "-log", "json", "-timeout", "2s")
 			cmd.Env = append(os.Environ(), serverEnv+"=1")
-			var stderr lockedBuffer
+			var stderr netnstest.SyncBuffer
 			cmd.Stderr = &stderr
 			if err := ns.Start(cmd); err != nil {
 				t.Fatal(err)
