@@ -359,6 +359,17 @@ func TestCloseRemovesDevice(t *testing.T) {
 	}
 }
 
+// failAt makes Create fail with err at the step named, until the test ends.
+func failAt(t *testing.T, step string, err error) {
+	testHook = func(s string) error {
+		if s == step {
+			return err
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHook = nil })
+}
+
 // Every step of Create can fail; each failure leaves no descriptor and no
 // device behind, and a device that existed before is left as it was.
 func TestCreateRollsBackEveryStep(t *testing.T) {
@@ -367,13 +378,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 	injected := errors.New("injected failure")
 	for _, fail := range steps {
 		t.Run("new device/"+fail, func(t *testing.T) {
-			testHook = func(step string) error {
-				if step == fail {
-					return injected
-				}
-				return nil
-			}
-			defer func() { testHook = nil }()
+			failAt(t, fail, injected)
 			before := leakcheck.FDs(t)
 			err := createErrIn(ns, "fd00:5::1/64", Name("tdrfail"), Persist(), Owner(1000), MTU(1400))
 			if !errors.Is(err, injected) {
@@ -394,13 +399,7 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 	}
 	for _, fail := range steps {
 		t.Run("existing device/"+fail, func(t *testing.T) {
-			testHook = func(step string) error {
-				if step == fail {
-					return injected
-				}
-				return nil
-			}
-			defer func() { testHook = nil }()
+			failAt(t, fail, injected)
 			before := leakcheck.FDs(t)
 			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300), Owner(4242), Group(4242))
 			if !errors.Is(err, injected) {
