@@ -249,22 +249,33 @@ func (s *sample) generatorAlone(sp span, sent uint64, size int, gen *generator) 
 	}
 }
 
+// oneDevice is the setting of rx, tx and rr: a namespace, one device of
+// engine e in it (tb0, with addrs), both closed with en, and a waker that
+// sends to the device's peer.
+func (en *env) oneDevice(e engine, addrs ...netip.Prefix) (*netns.Namespace, device, *waker, error) {
+	ns, err := en.newNS()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dev, err := e.open(devSpec{ns: ns, name: "tb0", addrs: addrs, mtu: mtu})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	en.onClose(dev.close)
+	wk, err := en.newWaker(ns, netip.AddrPortFrom(onePeer4, discard))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ns, dev, wk, nil
+}
+
 // runRX: a generator in the namespace sends UDP to an address routed out
 // of the device; the engine reads. Drops are the device's tx_dropped (its
 // queue to the reader was full) and the qdisc's.
 func (b *bench) runRX(ctx context.Context, c caseSpec, e engine) (s sample, err error) {
 	var en env
 	defer en.close()
-	ns, err := en.newNS()
-	if err != nil {
-		return s, err
-	}
-	dev, err := e.open(devSpec{ns: ns, name: "tb0", addrs: []netip.Prefix{oneLocal4}, mtu: mtu})
-	if err != nil {
-		return s, err
-	}
-	en.onClose(dev.close)
-	wk, err := en.newWaker(ns, netip.AddrPortFrom(onePeer4, discard))
+	ns, dev, wk, err := en.oneDevice(e, oneLocal4)
 	if err != nil {
 		return s, err
 	}
@@ -347,15 +358,10 @@ func txPackets(size, flows int) ([][]byte, error) {
 func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err error) {
 	var en env
 	defer en.close()
-	ns, err := en.newNS()
+	ns, dev, wk, err := en.oneDevice(e, oneLocal4, oneLocal6)
 	if err != nil {
 		return s, err
 	}
-	dev, err := e.open(devSpec{ns: ns, name: "tb0", addrs: []netip.Prefix{oneLocal4, oneLocal6}, mtu: mtu})
-	if err != nil {
-		return s, err
-	}
-	en.onClose(dev.close)
 	pkts, err := txPackets(c.Size, c.Flows)
 	if err != nil {
 		return s, err
@@ -365,10 +371,6 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 		return s, err
 	}
 	if err := sk.start(); err != nil {
-		return s, err
-	}
-	wk, err := en.newWaker(ns, netip.AddrPortFrom(onePeer4, discard))
-	if err != nil {
 		return s, err
 	}
 	r, err := e.start(job{kind: jobBlast, a: dev, pkts: pkts, flows: c.Flows, wake: wk.wake}, b.pins.engine)
@@ -620,16 +622,7 @@ func (b *bench) iperf3Secs() int {
 func (b *bench) runRR(ctx context.Context, c caseSpec, e engine) (s sample, err error) {
 	var en env
 	defer en.close()
-	ns, err := en.newNS()
-	if err != nil {
-		return s, err
-	}
-	dev, err := e.open(devSpec{ns: ns, name: "tb0", addrs: []netip.Prefix{oneLocal4}, mtu: mtu})
-	if err != nil {
-		return s, err
-	}
-	en.onClose(dev.close)
-	wk, err := en.newWaker(ns, netip.AddrPortFrom(onePeer4, discard))
+	ns, dev, wk, err := en.oneDevice(e, oneLocal4)
 	if err != nil {
 		return s, err
 	}
