@@ -5,8 +5,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/internal/netns"
@@ -253,3 +255,51 @@ func turnAround(p []byte) bool {
 // errStopTimeout says an engine thread did not come back from a blocking
 // call although it was woken.
 var errStopTimeout = errors.New("an engine thread did not stop within 2s of being woken")
+
+// goRunner is what the netpoll and wireguard-go runners share: goroutines
+// doing the work, each with its counters, and the devices whose Close
+// wakes the goroutines parked in Read. Their system calls happen in the
+// runtime's netpoller and in os.File, where they cannot be counted; the
+// scenario measures the process's read/write calls instead.
+type goRunner struct {
+	stopped atomic.Bool
+	closers []io.Closer
+	stats   []*ioStats
+	done    []chan struct{}
+	errs    failures
+	ended   atomic.Bool
+	stopErr error
+}
+
+// spawn runs work on a goroutine of its own, with its own counters.
+func (r *goRunner) spawn(work func(*ioStats) error) {
+	st := &ioStats{}
+	done := make(chan struct{})
+	r.stats = append(r.stats, st)
+	r.done = append(r.done, done)
+	go func() {
+		defer close(done)
+		if err := work(st); err != nil {
+			r.errs.record(err)
+		}
+	}()
+}
+
+func (r *goRunner) counters() engineCounters { return sumStats(false, r.stats...) }
+
+// stop closes the devices, which wakes goroutines parked in Read, and
+// waits for every goroutine.
+func (r *goRunner) stop() error {
+	if r.ended.Swap(true) {
+		return r.stopErr
+	}
+	r.stopped.Store(true)
+	for _, c := range r.closers {
+		c.Close()
+	}
+	for _, d := range r.done {
+		<-d
+	}
+	r.stopErr = r.errs.err()
+	return r.stopErr
+}

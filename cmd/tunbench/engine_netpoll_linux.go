@@ -5,8 +5,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,19 +45,11 @@ func (d *netpollDev) close() {
 	d.tundraDev.close()
 }
 
-type netpollRunner struct {
-	stopped atomic.Bool
-	files   []*os.File
-	stats   []*ioStats
-	done    []chan struct{}
-	errs    failures
-	ended   atomic.Bool
-	stopErr error
-}
+type netpollRunner struct{ goRunner }
 
 func (netpollEngine) start(j job, _ int) (runner, error) {
 	a := j.a.(*netpollDev).f
-	r := &netpollRunner{files: []*os.File{a}}
+	r := &netpollRunner{goRunner{closers: []io.Closer{a}}}
 	switch j.kind {
 	case jobDrain:
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, nil, false) })
@@ -65,7 +57,7 @@ func (netpollEngine) start(j job, _ int) (runner, error) {
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, a, true) })
 	case jobForward:
 		b := j.b.(*netpollDev).f
-		r.files = append(r.files, b)
+		r.closers = append(r.closers, b)
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, b, false) })
 		r.spawn(func(st *ioStats) error { return r.copy(st, b, a, false) })
 	case jobBlast:
@@ -91,19 +83,6 @@ func (netpollEngine) start(j job, _ int) (runner, error) {
 		})
 	}
 	return r, nil
-}
-
-func (r *netpollRunner) spawn(work func(*ioStats) error) {
-	st := &ioStats{}
-	done := make(chan struct{})
-	r.stats = append(r.stats, st)
-	r.done = append(r.done, done)
-	go func() {
-		defer close(done)
-		if err := work(st); err != nil {
-			r.errs.record(err)
-		}
-	}()
 }
 
 func (r *netpollRunner) copy(st *ioStats, in, out *os.File, swap bool) error {
@@ -136,25 +115,4 @@ func (r *netpollRunner) copy(st *ioStats, in, out *os.File, swap bool) error {
 		st.pktsOut.inc()
 		st.bytesOut.add(uint64(n))
 	}
-}
-
-// counters: the netpoller's own system calls (epoll_wait, EAGAIN reads)
-// happen inside the runtime, where they cannot be counted; the scenario
-// measures the process's read/write calls instead.
-func (r *netpollRunner) counters() engineCounters { return sumStats(false, r.stats...) }
-
-// stop closes the files, which wakes goroutines parked in Read.
-func (r *netpollRunner) stop() error {
-	if r.ended.Swap(true) {
-		return r.stopErr
-	}
-	r.stopped.Store(true)
-	for _, f := range r.files {
-		f.Close()
-	}
-	for _, d := range r.done {
-		<-d
-	}
-	r.stopErr = r.errs.err()
-	return r.stopErr
 }

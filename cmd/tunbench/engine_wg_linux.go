@@ -5,8 +5,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"sync/atomic"
 
 	"github.com/tundra-go/tundra/nl"
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -74,15 +74,7 @@ func (wgEngine) open(s devSpec) (device, error) {
 	return &wgDev{t: t, name: s.name}, nil
 }
 
-type wgRunner struct {
-	stopped atomic.Bool
-	devs    []wgtun.Device
-	stats   []*ioStats
-	done    []chan struct{}
-	errs    failures
-	ended   atomic.Bool
-	stopErr error
-}
+type wgRunner struct{ goRunner }
 
 // wgBuffers makes n buffers as its contract asks, and slice headers to
 // hand to Write.
@@ -96,7 +88,7 @@ func wgBuffers(n int) (bufs, outs [][]byte, sizes []int) {
 
 func (wgEngine) start(j job, _ int) (runner, error) {
 	a := j.a.(*wgDev).t
-	r := &wgRunner{devs: []wgtun.Device{a}}
+	r := &wgRunner{goRunner{closers: []io.Closer{a}}}
 	switch j.kind {
 	case jobDrain:
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, nil, false) })
@@ -104,7 +96,7 @@ func (wgEngine) start(j job, _ int) (runner, error) {
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, a, true) })
 	case jobForward:
 		b := j.b.(*wgDev).t
-		r.devs = append(r.devs, b)
+		r.closers = append(r.closers, b)
 		r.spawn(func(st *ioStats) error { return r.copy(st, a, b, false) })
 		r.spawn(func(st *ioStats) error { return r.copy(st, b, a, false) })
 	case jobBlast:
@@ -112,19 +104,6 @@ func (wgEngine) start(j job, _ int) (runner, error) {
 		r.spawn(func(st *ioStats) error { return r.blast(st, a, pkts) })
 	}
 	return r, nil
-}
-
-func (r *wgRunner) spawn(work func(*ioStats) error) {
-	st := &ioStats{}
-	done := make(chan struct{})
-	r.stats = append(r.stats, st)
-	r.done = append(r.done, done)
-	go func() {
-		defer close(done)
-		if err := work(st); err != nil {
-			r.errs.record(err)
-		}
-	}()
 }
 
 // copy reads batches from in and writes them to out (nil: discard).
@@ -208,24 +187,4 @@ func (r *wgRunner) blast(st *ioStats, d wgtun.Device, pkts [][]byte) error {
 		st.bytesOut.add(bytes)
 	}
 	return nil
-}
-
-// counters: like netpoll, wireguard-go's system calls happen in the
-// runtime's netpoller and in os.File; the scenario measures them.
-func (r *wgRunner) counters() engineCounters { return sumStats(false, r.stats...) }
-
-// stop closes the devices, which wakes goroutines parked in Read.
-func (r *wgRunner) stop() error {
-	if r.ended.Swap(true) {
-		return r.stopErr
-	}
-	r.stopped.Store(true)
-	for _, d := range r.devs {
-		d.Close()
-	}
-	for _, d := range r.done {
-		<-d
-	}
-	r.stopErr = r.errs.err()
-	return r.stopErr
 }
