@@ -106,7 +106,7 @@ func TestChecksumSpecialCases(t *testing.T) {
 // the first hop in the IPv6 header: tcpdump calls them right, and so must
 // BadChecksums.
 func TestChecksumRoutingHeaderPseudoDestination(t *testing.T) {
-	b, err := os.ReadFile("../../shared/pcaps-real/ipv6-routing-header.pcap")
+	b, err := os.ReadFile("../testdata/pcaps/real/ipv6-routing-header.pcap")
 	if err != nil {
 		t.Fatalf("real capture missing: %v", err)
 	}

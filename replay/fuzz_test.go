@@ -13,7 +13,7 @@ import (
 // seedCaptures adds the repository's captures, generated and real, to a
 // fuzz corpus.
 func seedCaptures(f *testing.F) {
-	for _, pattern := range []string{"../testdata/pcaps/*.pcap*", "../../shared/pcaps-real/*.pcap"} {
+	for _, pattern := range []string{"../testdata/pcaps/*.pcap*", "../testdata/pcaps/real/*.pcap"} {
 		files, _ := filepath.Glob(pattern)
 		for _, name := range files {
 			if filepath.Ext(name) == ".expect" {

@@ -15,6 +15,10 @@ import (
 	"github.com/google/gopacket/layers"
 )
 
+// realDirPath is where the third-party captures are, relative to this
+// package: in the repository, with their SOURCES.md.
+const realDirPath = "../testdata/pcaps/real"
+
 func TestStripLink(t *testing.T) {
 	v4 := udpPkt(t, tA4, tB4, 1, 2, "four")
 	v6 := udpPkt(t, tA6, tB6, 1, 2, "six")
@@ -332,7 +336,7 @@ func TestGeneratedCapturesRead(t *testing.T) {
 	}
 }
 
-// The shared real captures must be there and read whole.
+// The real captures (testdata/pcaps/real) must be there and read whole.
 func TestRealCapturesRead(t *testing.T) {
 	want := map[string]int{
 		"icmp6-ping.pcap": 8, "icmp6-nd-options.pcap": 20, "dns_udp.pcap": 2, "ech.pcap": 4,
@@ -341,9 +345,9 @@ func TestRealCapturesRead(t *testing.T) {
 		"ipv6_invalid_length_2.pcap": 1, "ipv6-bad-version.pcap": 4, "ip6-udp-bad-chksum.pcap": 1,
 	}
 	for name, n := range want {
-		b, err := os.ReadFile(filepath.Join("../../shared/pcaps-real", name))
+		b, err := os.ReadFile(filepath.Join(realDirPath, name))
 		if err != nil {
-			t.Errorf("real capture missing (expected in ../shared/pcaps-real from the repository root): %v", err)
+			t.Errorf("real capture missing (expected in testdata/pcaps/real from the repository root): %v", err)
 			continue
 		}
 		ps, _ := readAll(t, b)

@@ -36,7 +36,7 @@ var (
 )
 
 // realDir is where the third-party captures are, relative to this package.
-const realDir = "../../shared/pcaps-real"
+const realDir = realDirPath
 
 // testDevice is a TUN device, up and addressed, in a private namespace.
 type testDevice struct {
@@ -250,7 +250,7 @@ func loadExpect(t *testing.T, path string) (*Expect, string) {
 func TestReplayExpectations(t *testing.T) {
 	netnstest.SkipUnlessPrivileged(t)
 	if _, err := os.Stat(filepath.Join(realDir, "SOURCES.md")); err != nil {
-		t.Fatalf("the real captures must be in %s (../shared/pcaps-real from the repository root): %v", realDir, err)
+		t.Fatalf("the real captures must be in %s (testdata/pcaps/real from the repository root): %v", realDir, err)
 	}
 	generated, real := expectFiles(t)
 	// Every real capture needs an expectation.

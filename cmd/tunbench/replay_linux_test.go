@@ -21,12 +21,11 @@ import (
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
 
-// Paths from this package's directory: the generated captures in the
-// repository, and the third-party ones beside it (../shared/pcaps-real
-// from the repository's root).
+// Paths from this package's directory: the generated captures and the
+// third-party ones (real/, with SOURCES.md), both in the repository.
 const (
 	pcapDir     = "../../testdata/pcaps"
-	realPcapDir = "../../../shared/pcaps-real"
+	realPcapDir = "../../testdata/pcaps/real"
 )
 
 // runCmd runs tunbench with args in this process.
@@ -185,7 +184,7 @@ func TestReplayEcho(t *testing.T) {
 func TestReplayRealCaptures(t *testing.T) {
 	netnstest.SkipUnlessPrivileged(t)
 	if _, err := os.Stat(filepath.Join(realPcapDir, "SOURCES.md")); err != nil {
-		t.Fatalf("the real captures must be in %s (../shared/pcaps-real from the repository root): %v", realPcapDir, err)
+		t.Fatalf("the real captures must be in %s (testdata/pcaps/real from the repository root): %v", realPcapDir, err)
 	}
 	before := leftovers(t)
 	for _, c := range []struct {

@@ -478,6 +478,6 @@ decoding the kernel's answers with gopacket.
 `
 
 const readmeTail = `
-The expectations for the third-party captures in ../shared/pcaps-real/ are kept by
-hand in real/, in the same syntax; their capture lines point at the shared directory.
+The third-party captures are in real/, with SOURCES.md (origin, licence and expected
+outcome of each) and their expectations, kept by hand in the same syntax.
 `
