@@ -13,6 +13,13 @@ type Config struct {
 	// (unless Exclusive is set).
 	Name string
 
+	// Index asks for this interface index (TUNSETIFINDEX) instead of the
+	// next free one; 0 lets the kernel choose. The kernel can apply it only
+	// when it creates the device, so a nonzero Index makes Open exclusive:
+	// it fails with EBUSY, and says why, when an interface of that name
+	// exists or another interface already has the index. Linux only.
+	Index int
+
 	// TAP asks for a layer-2 (Ethernet) device instead of a layer-3 TUN.
 	TAP bool
 

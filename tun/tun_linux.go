@@ -39,6 +39,10 @@ type Device struct {
 	// bpfAttached records the eBPF programs (by bpfKind) this Device
 	// attached: the kernel cannot report it (see ErrNoProgram).
 	bpfAttached [2]bool
+
+	// sockFilter keeps the classic BPF program of SetSocketFilter alive:
+	// the kernel holds its address (settings_linux.go).
+	sockFilter []byte
 }
 
 // Queue is one fd attached to a Device. A single-queue device has exactly
@@ -82,6 +86,9 @@ func Open(cfg Config) (*Device, error) {
 			return nil, err
 		}
 	}
+	if err := checkIndex(cfg); err != nil {
+		return nil, err
+	}
 	req := FlagTUN
 	if cfg.TAP {
 		req = FlagTAP
@@ -100,6 +107,14 @@ func Open(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	// TUNSETIFINDEX must come before TUNSETIFF, and applies only when
+	// TUNSETIFF creates the device: Index makes the open exclusive below.
+	if cfg.Index != 0 {
+		if err := setIfindex(fd, cfg); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+	}
 
 	// The kernel applies the requested framing bits (NO_PI, VNET_HDR, ...)
 	// when it creates a device and when a queue attaches to a device with no
@@ -109,9 +124,10 @@ func Open(cfg Config) (*Device, error) {
 	// for a named multi-queue open we first try IFF_TUN_EXCL: if that
 	// succeeds we know we created the device. An empty name or a "%d"
 	// pattern always creates one.
-	created := cfg.Exclusive || cfg.Name == "" || strings.Contains(cfg.Name, "%")
+	exclusive := cfg.Exclusive || cfg.Index != 0
+	created := exclusive || cfg.Name == "" || strings.Contains(cfg.Name, "%")
 	switch {
-	case cfg.Exclusive:
+	case exclusive:
 		err = setIFF(fd, cfg.Name, req|FlagTunExcl)
 	case cfg.MultiQueue && !created:
 		err = setIFF(fd, cfg.Name, req|FlagTunExcl)
@@ -125,7 +141,7 @@ func Open(cfg Config) (*Device, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return nil, &OpError{Op: "TUNSETIFF", Name: cfg.Name, Err: explainSetIFF(err, cfg.Exclusive)}
+		return nil, &OpError{Op: "TUNSETIFF", Name: cfg.Name, Err: explainSetIFF(explainIndexBusy(err, cfg), cfg.Exclusive)}
 	}
 
 	name, got, err := getIFF(fd)

@@ -1,0 +1,355 @@
+//go:build linux
+
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The rest of the tun driver's ioctls (drivers/net/tun.c, __tun_chr_ioctl).
+// Every one of them except TUNSETIFINDEX acts on the device (struct
+// tun_struct), not on the queue it is issued through, so they are Device
+// methods and use any open queue; TUNGETSNDBUF is the exception, it reads
+// the queue's own socket. None needs CAP_NET_ADMIN: holding an attached
+// queue is the permission, checked when the queue attached.
+
+// SetSendBuffer limits how many bytes of packets written into the device
+// may be in flight at once, per queue (TUNSETSNDBUF). It sets the send
+// buffer (sk_sndbuf) of the socket behind each queue attached now and
+// remembers the value in the device.
+//
+// What it limits: a write allocates its packet against the queue's
+// socket (sock_alloc_send_pskb in tun_get_user), and the packet's memory
+// stays charged to that socket until the kernel frees the packet. Most
+// packets are freed, or released from the socket, within the write itself
+// (the IP layer orphans every packet it receives), so the limit only bites
+// when written packets are held downstream: a TAP frame bridged to a port
+// whose queueing discipline holds it, for example. Once the charged bytes
+// reach the limit, a write on a non-blocking queue (the package's default)
+// fails with an error wrapping unix.EAGAIN, a blocking one waits, and the
+// fd stops polling writable until the charge falls below half the limit.
+// The first write always goes through, however large.
+//
+// The kernel's quirks, as of Linux 6.18: the value reaches only the queues
+// attached when it is set; a queue attached later (AddQueue, or Open of the
+// same name) starts unlimited, and a detached queue keeps what it had (read
+// it back with Queue.SendBuffer). Any value other than SendBufferUnlimited
+// also turns off the TAP fast path that builds small packets in place
+// (tun_can_build_skb), so writes are slightly more expensive.
+// SetSendBuffer(SendBufferUnlimited) restores the default.
+//
+// bytes must be in [1, SendBufferUnlimited]; anything else fails with
+// unix.EINVAL before any ioctl. Safe from any goroutine.
+func (d *Device) SetSendBuffer(bytes int) error {
+	if bytes <= 0 || bytes > SendBufferUnlimited {
+		return &OpError{Op: "TUNSETSNDBUF", Name: d.Name(), Err: fmt.Errorf("%w (send buffer %d bytes, want 1 to %d)", unix.EINVAL, bytes, SendBufferUnlimited)}
+	}
+	return d.ioctlPtrInt("TUNSETSNDBUF", unix.TUNSETSNDBUF, bytes)
+}
+
+// SendBuffer reports the send buffer of this queue's socket in bytes
+// (TUNGETSNDBUF): SendBufferUnlimited unless Device.SetSendBuffer set
+// another value while the queue was attached. Safe from any goroutine.
+func (q *Queue) SendBuffer() (int, error) {
+	d := q.dev
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := q.fd.Load()
+	if fd < 0 {
+		return 0, &OpError{Op: "TUNGETSNDBUF", Name: q.name, Err: os.ErrClosed}
+	}
+	v, err := unix.IoctlGetUint32(int(fd), unix.TUNGETSNDBUF)
+	if err != nil {
+		return 0, &OpError{Op: "TUNGETSNDBUF", Name: q.name, Err: err}
+	}
+	return int(int32(v)), nil
+}
+
+// SetTxFilter installs f as the TAP device's destination-MAC allow-list
+// (TUNSETTXFILTER; see TxFilter for what passes), replacing the previous
+// one. The zero TxFilter removes the filter, as ClearTxFilter does.
+//
+// The filter belongs to the device: it applies to every queue, for every
+// process holding one, until replaced or the device is destroyed. It sees
+// only the frames the host sends into the device (what queues read), never
+// what they write. A TUN device has no MAC addresses: the kernel refuses
+// with unix.EINVAL. An invalid f (an address that is not 6 bytes, a unicast
+// address after the first TxFilterExact, more than 65535 addresses,
+// AllMulti without addresses) fails with unix.EINVAL before any ioctl.
+// Safe from any goroutine.
+func (d *Device) SetTxFilter(f TxFilter) error {
+	b, err := f.marshal()
+	if err != nil {
+		return &OpError{Op: "TUNSETTXFILTER", Name: d.Name(), Err: fmt.Errorf("%w: %w", unix.EINVAL, err)}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: "TUNSETTXFILTER", Name: d.name, Err: os.ErrClosed}
+	}
+	// The kernel reads the 4-byte header and then count*6 bytes after it
+	// from the same pointer; it returns the number of exact entries.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(unix.TUNSETTXFILTER), uintptr(unsafe.Pointer(&b[0]))); errno != 0 {
+		return &OpError{Op: "TUNSETTXFILTER", Name: d.name, Err: d.explainTAPOnly(errno, "a TX filter matches Ethernet destination addresses")}
+	}
+	return nil
+}
+
+// ClearTxFilter removes the TAP device's TX filter, so every frame reaches
+// the queues again. It succeeds when no filter is set. Safe from any
+// goroutine.
+func (d *Device) ClearTxFilter() error { return d.SetTxFilter(TxFilter{}) }
+
+// SetSocketFilter attaches prog, a classic BPF program, as the TAP device's
+// socket filter (TUNATTACHFILTER, struct sock_fprog), replacing the one
+// attached before, if any.
+//
+// What the kernel does with it (tun_net_xmit): for every frame the host
+// sends into the device, after the TX filter and before the eBPF filter
+// (SetFilterProgram), the program runs on the Ethernet frame, from its
+// first byte. Its return value is a length: 0 drops the frame (counted in
+// tx_dropped), anything smaller than the frame truncates it. Tools print
+// programs in this form: `tcpdump -dd -y EN10MB 'not icmp'`.
+//
+// The kernel attaches it to the socket of every queue attached now, and
+// keeps the program's address to attach it again to a queue that attaches
+// later without IFF_NOFILTER. IFF_NOFILTER is the same bit as IFF_NO_PI, so
+// a queue added to a device without the PI header (the default) never gets
+// it; and on Linux 6.18 a queue that does get it is left half attached
+// (tun_attach returns early once the filter is re-attached). So on a
+// multi-queue device, set the filter after adding the queues. Because the
+// kernel re-reads the program from this process's memory, the Device keeps
+// its copy until ClearSocketFilter, the next SetSocketFilter or Close:
+// clear it before closing a persistent device that others will attach to.
+//
+// Only TAP devices take socket filters: on TUN the kernel answers
+// unix.EINVAL, as it does for a program that fails its checker. An empty
+// program or one longer than 4096 instructions fails with unix.EINVAL
+// before any ioctl. Safe from any goroutine.
+func (d *Device) SetSocketFilter(prog []BPFInstruction) error {
+	b, err := marshalBPF(prog)
+	if err != nil {
+		return &OpError{Op: "TUNATTACHFILTER", Name: d.Name(), Err: fmt.Errorf("%w: %w", unix.EINVAL, err)}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: os.ErrClosed}
+	}
+	fp := sockFprog(b)
+	if err := ioctlPtr(fd, unix.TUNATTACHFILTER, unsafe.Pointer(&fp)); err != nil {
+		return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "socket filters see Ethernet frames")}
+	}
+	d.sockFilter = b // the kernel holds its address (see above)
+	return nil
+}
+
+// ClearSocketFilter detaches the classic BPF socket filter from every
+// attached queue of the TAP device (TUNDETACHFILTER), so frames reach the
+// queues unfiltered again. The kernel accepts it when no filter is
+// attached; on a TUN device it answers unix.EINVAL. Safe from any
+// goroutine.
+func (d *Device) ClearSocketFilter() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: "TUNDETACHFILTER", Name: d.name, Err: os.ErrClosed}
+	}
+	// The kernel copies a struct sock_fprog for this request number too
+	// but ignores it.
+	var fp unix.SockFprog
+	if err := ioctlPtr(fd, unix.TUNDETACHFILTER, unsafe.Pointer(&fp)); err != nil {
+		return &OpError{Op: "TUNDETACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "only TAP devices have socket filters")}
+	}
+	d.sockFilter = nil
+	return nil
+}
+
+// sockFprog is struct sock_fprog { unsigned short len; struct sock_filter
+// *filter; } for the instructions marshalBPF encoded in b.
+func sockFprog(b []byte) unix.SockFprog {
+	return unix.SockFprog{Len: uint16(len(b) / 8), Filter: (*unix.SockFilter)(unsafe.Pointer(&b[0]))}
+}
+
+// SetCarrier turns the device's carrier on or off (TUNSETCARRIER), as a
+// cable being plugged in or pulled out would. Without carrier the link
+// shows NO-CARRIER with operstate DOWN even when it is administratively
+// up; addresses and routes stay, and the kernel marks the routes through it
+// linkdown. Packets the host would send into the device are dropped.
+//
+// The kernel turns the carrier on by itself whenever a queue attaches, and
+// off when the last one closes. Turning it on fails with unix.EPERM while
+// no queue is attached (all detached). Safe from any goroutine.
+func (d *Device) SetCarrier(on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	err := d.ioctlPtrInt("TUNSETCARRIER", unix.TUNSETCARRIER, v)
+	if oe, ok := err.(*OpError); ok && oe.Err == unix.EPERM && on {
+		oe.Err = fmt.Errorf("%w (no queue is attached: carrier needs a reader)", unix.EPERM)
+	}
+	return err
+}
+
+// SetVnetHdrSize sets how many bytes the virtio-net header takes in front
+// of every packet read or written (TUNSETVNETHDRSZ). The kernel fills in
+// the first VnetHdrSizeMin (10) bytes, struct virtio_net_hdr, and skips the
+// rest: on a read it leaves those bytes of the caller's buffer as they were
+// (it does not zero them), on a write it ignores them. 12 is the size of
+// struct virtio_net_hdr_mrg_rxbuf, the usual other choice. The size is the
+// device's, for every queue; it matters only with Config.VnetHdr, so a
+// device without it is refused with unix.EINVAL.
+//
+// n below VnetHdrSizeMin is refused with unix.EINVAL, as the kernel would
+// (checked here first so the error can say why); so is n above MaxInt32.
+// Safe from any goroutine.
+func (d *Device) SetVnetHdrSize(n int) error {
+	if n < VnetHdrSizeMin || n > math.MaxInt32 {
+		return &OpError{Op: "TUNSETVNETHDRSZ", Name: d.Name(), Err: fmt.Errorf("%w (virtio-net header size %d, want %d to %d)", unix.EINVAL, n, VnetHdrSizeMin, math.MaxInt32)}
+	}
+	if d.Flags()&FlagVnetHdr == 0 {
+		return &OpError{Op: "TUNSETVNETHDRSZ", Name: d.Name(), Err: fmt.Errorf("%w: the device has no virtio-net header (Config.VnetHdr)", unix.EINVAL)}
+	}
+	return d.ioctlPtrInt("TUNSETVNETHDRSZ", unix.TUNSETVNETHDRSZ, n)
+}
+
+// VnetHdrSize reports the device's virtio-net header size in bytes
+// (TUNGETVNETHDRSZ): VnetHdrSizeMin unless SetVnetHdrSize changed it. It
+// is reported whether or not the device uses the header. Safe from any
+// goroutine.
+func (d *Device) VnetHdrSize() (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return 0, &OpError{Op: "TUNGETVNETHDRSZ", Name: d.name, Err: os.ErrClosed}
+	}
+	v, err := unix.IoctlGetUint32(fd, unix.TUNGETVNETHDRSZ)
+	if err != nil {
+		return 0, &OpError{Op: "TUNGETVNETHDRSZ", Name: d.name, Err: err}
+	}
+	return int(int32(v)), nil
+}
+
+// SetLinkType sets the device's hardware type, the ARPHRD_* value that
+// `ip link` shows as link/ether, link/none and so on (TUNSETLINK), and the
+// address length that goes with it. It is meant for TAP devices that carry
+// something other than Ethernet (for example unix.ARPHRD_IEEE80211_RADIOTAP
+// for captured Wi-Fi frames); the kernel allows it on TUN devices too. The
+// framing of the packets does not change: only what the rest of the system
+// (packet sockets, tcpdump, neighbour tables) assumes about it.
+//
+// The kernel allows it only while the link is administratively down: on an
+// up link it fails with unix.EBUSY. Something that cares about the type (a
+// bridge or bond the device is part of) may veto it. Safe from any
+// goroutine.
+func (d *Device) SetLinkType(arphrd uint16) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: "TUNSETLINK", Name: d.name, Err: os.ErrClosed}
+	}
+	// TUNSETLINK takes its argument by value, not through a pointer.
+	if err := unix.IoctlSetInt(fd, unix.TUNSETLINK, int(arphrd)); err != nil {
+		if err == unix.EBUSY {
+			err = fmt.Errorf("%w (the link is up: the type can change only while it is down)", err)
+		}
+		return &OpError{Op: fmt.Sprintf("TUNSETLINK %d", arphrd), Name: d.name, Err: err}
+	}
+	return nil
+}
+
+// setIfindex asks, on a fresh /dev/net/tun fd that TUNSETIFF has not bound
+// yet, that the device it creates get interface index index
+// (TUNSETIFINDEX). The kernel stores it in the fd and uses it only when
+// TUNSETIFF creates a device; after TUNSETIFF the ioctl fails with EPERM.
+func setIfindex(fd int, cfg Config) error {
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETIFINDEX, cfg.Index); err != nil {
+		return &OpError{Op: "TUNSETIFINDEX", Name: cfg.Name, Err: err}
+	}
+	return nil
+}
+
+// checkIndex validates Config.Index before any syscall.
+func checkIndex(cfg Config) error {
+	if cfg.Index < 0 || cfg.Index > math.MaxInt32 {
+		return &OpError{Op: "TUNSETIFINDEX", Name: cfg.Name, Err: fmt.Errorf("%w (interface index %d, want 1 to %d, or 0 to let the kernel choose)", unix.EINVAL, cfg.Index, math.MaxInt32)}
+	}
+	return nil
+}
+
+// explainIndexBusy tells apart the two reasons TUNSETIFF gives EBUSY when
+// Config.Index is set: the name exists (Open then refuses to attach,
+// because the index could not apply) or the index is taken. It asks the
+// kernel, through a socket opened in the calling thread's namespace, which
+// interface holds the index.
+func explainIndexBusy(err error, cfg Config) error {
+	if err != unix.EBUSY || cfg.Index == 0 {
+		return err
+	}
+	if holder, ok := ifaceByIndex(cfg.Index); ok {
+		return fmt.Errorf("%w (interface index %d is taken by %s)", err, cfg.Index, holder)
+	}
+	return fmt.Errorf("%w (an interface named %s already exists; Config.Index applies only when Open creates the device)", err, cfg.Name)
+}
+
+// ifaceByIndex returns the name of the interface with the given index in
+// the calling thread's network namespace (SIOCGIFNAME).
+func ifaceByIndex(index int) (string, bool) {
+	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return "", false
+	}
+	ifr.SetUint32(uint32(index))
+	if unix.IoctlIfreq(s, unix.SIOCGIFNAME, ifr) != nil {
+		return "", false
+	}
+	return ifr.Name(), true
+}
+
+// ioctlPtrInt runs an ioctl that reads an int through a pointer on any open
+// queue of the device.
+func (d *Device) ioctlPtrInt(op string, req uint, v int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fd := d.anyFDLocked()
+	if fd < 0 {
+		return &OpError{Op: op, Name: d.name, Err: os.ErrClosed}
+	}
+	if err := unix.IoctlSetPointerInt(fd, req, v); err != nil {
+		return &OpError{Op: op, Name: d.name, Err: err}
+	}
+	return nil
+}
+
+// explainTAPOnly adds the reason to the EINVAL the kernel gives for a TAP-only
+// ioctl on a TUN device.
+func (d *Device) explainTAPOnly(err error, why string) error {
+	if errors.Is(err, unix.EINVAL) && d.flags&FlagTAP == 0 {
+		return fmt.Errorf("%w (a TUN device: %s, so only TAP devices take them)", err, why)
+	}
+	return err
+}
+
+func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(arg)); errno != 0 {
+		return errno
+	}
+	return nil
+}
