@@ -203,9 +203,9 @@ func (d *Device) SetCarrier(on bool) error {
 
 // SetVnetHdrSize sets how many bytes the virtio-net header takes in front
 // of every packet read or written (TUNSETVNETHDRSZ). The kernel fills in
-// the first VnetHdrSizeMin (10) bytes, struct virtio_net_hdr, and skips the
-// rest: on a read it leaves those bytes of the caller's buffer as they were
-// (it does not zero them), on a write it ignores them. 12 is the size of
+// the first VnetHdrSizeMin (10) bytes, struct virtio_net_hdr; on a read it
+// zeroes the rest (Linux 6.18; older kernels left those bytes of the
+// buffer as they were), on a write it ignores them. 12 is the size of
 // struct virtio_net_hdr_mrg_rxbuf, the usual other choice. The size is the
 // device's, for every queue; it matters only with Config.VnetHdr, so a
 // device without it is refused with unix.EINVAL.
@@ -352,4 +352,52 @@ func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
 		return errno
 	}
 	return nil
+}
+
+// attachQueueLocked runs attach, the ioctl that attaches the queue behind
+// fd (TUNSETIFF for AddQueue, TUNSETQUEUE for Queue.Attach), around a bug in
+// the kernel's tun_attach (present in Linux 6.18): when the device has a
+// classic socket filter and the new queue does not ask to skip it, the
+// kernel attaches the filter to the queue and then returns success without
+// attaching the queue itself. TUNSETIFF then leaves an fd bound to nothing
+// (EBADFD on every later call), TUNSETQUEUE a queue still detached. So while
+// this Device has a filter, it is detached from the device around the
+// attach and attached again to every queue afterwards (frames sent in that
+// window are not filtered). In every case the queue is checked afterwards
+// with TUNGETIFF, which catches the bug when another holder attached the
+// filter. ref is any open queue of the device. The result is attach's error
+// as is, or an *OpError.
+func (d *Device) attachQueueLocked(ref, fd int, attach func() error) error {
+	lifted := d.sockFilter != nil && ref >= 0
+	if lifted {
+		var none unix.SockFprog
+		if err := ioctlPtr(ref, unix.TUNDETACHFILTER, unsafe.Pointer(&none)); err != nil {
+			return &OpError{Op: "TUNDETACHFILTER", Name: d.name, Err: fmt.Errorf("lifting the socket filter to attach a queue: %w", err)}
+		}
+	}
+	err := attach()
+	if lifted {
+		fp := sockFprog(d.sockFilter)
+		if ferr := ioctlPtr(ref, unix.TUNATTACHFILTER, unsafe.Pointer(&fp)); ferr != nil && err == nil {
+			d.sockFilter = nil
+			return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: fmt.Errorf("restoring the socket filter after attaching a queue: %w (the device is now unfiltered)", ferr)}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, flags, gerr := getIFF(fd); gerr != nil || flags&FlagDetachQueue != 0 {
+		return &OpError{Op: "attach queue", Name: d.name, Err: fmt.Errorf("%w: the kernel reported success but did not attach the queue "+
+			"(tun_attach gives up once it has re-attached a socket filter; another holder of the device attached one: "+
+			"it must detach it with TUNDETACHFILTER first)", unix.EBADFD)}
+	}
+	return nil
+}
+
+// asOpError wraps err as an *OpError for op unless it is one already.
+func asOpError(op, name string, err error) error {
+	if oe, ok := err.(*OpError); ok {
+		return oe
+	}
+	return &OpError{Op: op, Name: name, Err: err}
 }

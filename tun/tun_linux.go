@@ -415,9 +415,9 @@ func (d *Device) AddQueue() (*Queue, error) {
 	// it as "do not give this queue the device's socket filter". The device
 	// has queues, so the kernel ignores the framing bits either way.
 	req := d.flags & (FlagTUN | FlagTAP | FlagNoPI | FlagVnetHdr | FlagMultiQueue)
-	if err := setIFF(fd, name, req); err != nil {
+	if err := d.attachQueueLocked(ref, fd, func() error { return setIFF(fd, name, req) }); err != nil {
 		unix.Close(fd)
-		return nil, &OpError{Op: "TUNSETIFF", Name: name, Err: explainSetIFF(err, false)}
+		return nil, asOpError("TUNSETIFF", name, explainSetIFF(err, false))
 	}
 	q := newQueue(d, fd, name)
 	d.queues = append(d.queues, q)
@@ -553,7 +553,13 @@ func (q *Queue) setQueue(attach bool) error {
 		return &OpError{Op: op, Name: q.name, Err: err}
 	}
 	ifr.SetUint16(uint16(flag))
-	if err := unix.IoctlIfreq(int(fd), unix.TUNSETQUEUE, ifr); err != nil {
+	setq := func() error { return unix.IoctlIfreq(int(fd), unix.TUNSETQUEUE, ifr) }
+	if attach {
+		err = d.attachQueueLocked(d.anyFDLocked(), int(fd), setq)
+	} else {
+		err = setq()
+	}
+	if err != nil {
 		if err == unix.EINVAL {
 			switch {
 			case d.flags&FlagMultiQueue == 0:
@@ -564,7 +570,7 @@ func (q *Queue) setQueue(attach bool) error {
 				err = fmt.Errorf("%w (queue is already detached)", err)
 			}
 		}
-		return &OpError{Op: op, Name: q.name, Err: err}
+		return asOpError(op, q.name, err)
 	}
 	return nil
 }

@@ -324,12 +324,27 @@ var (
 	addrRemote = netip.MustParseAddr("fd00::2")
 )
 
-// upWithAddr brings the link up with fd00::1/64 (no DAD, so the address is
-// usable at once): packets for fd00::2 are then routed into the device.
+// upWithAddr brings the link up with fd00::1/64 (no DAD): packets for
+// fd00::2 are then routed into the device. Even without DAD the kernel
+// installs the local route for fd00::1 from a work queue, a moment after
+// the address appears; until then a packet written to fd00::1 is dropped
+// (Ip6InAddrErrors), so it waits for that route.
 func upWithAddr(t *testing.T, ns *netnstest.Namespace, name string) {
 	t.Helper()
 	mustIP(t, ns, "link", "set", "dev", name, "up")
 	mustIP(t, ns, "-6", "addr", "add", "fd00::1/64", "dev", name, "nodad")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var routes []struct {
+			Dst string `json:"dst"`
+		}
+		if err := ns.IPJSON(&routes, "-6", "route", "show", "table", "local", "fd00::1"); err == nil && len(routes) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no local route for fd00::1 on %s after 5s", name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // sendUDP sends payload from a socket inside ns to [fd00::2]:port, which
