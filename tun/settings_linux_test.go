@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -773,7 +774,11 @@ func TestSendBuffer(t *testing.T) {
 		t.Errorf("write after the frames were freed: %v", err)
 	}
 
-	for _, bad := range []int{0, -1, tun.SendBufferUnlimited + 1} {
+	bad := []int{0, -1}
+	if big := int64(tun.SendBufferUnlimited) + 1; big <= math.MaxInt {
+		bad = append(bad, int(big))
+	}
+	for _, bad := range bad {
 		wantErrno(t, fmt.Sprintf("SetSendBuffer(%d)", bad), dev.SetSendBuffer(bad), unix.EINVAL, "TUNSETSNDBUF")
 	}
 	if err := dev.SetSendBuffer(tun.SendBufferUnlimited); err != nil {
