@@ -8,6 +8,18 @@
 // (the optional 4-byte packet-information header). It never configures
 // addresses, routes or link state: that is rtnetlink's job, done elsewhere.
 //
+// The rest of the driver's settings are Device methods, because the kernel
+// keeps them per device, for every queue: SetSendBuffer (TUNSETSNDBUF; read
+// back per queue with Queue.SendBuffer), SetTxFilter (TUNSETTXFILTER, a TAP
+// device's destination-MAC allow-list), SetSocketFilter and
+// ClearSocketFilter (TUNATTACHFILTER, TUNDETACHFILTER: a classic BPF filter
+// on TAP devices, beside the eBPF SetFilterProgram), SetCarrier
+// (TUNSETCARRIER), SetVnetHdrSize and VnetHdrSize (TUNSETVNETHDRSZ,
+// TUNGETVNETHDRSZ) and SetLinkType (TUNSETLINK, the ARPHRD type, only while
+// the link is down). TUNSETIFINDEX must come before TUNSETIFF, so it is
+// Config.Index, applied by Open. None of them needs CAP_NET_ADMIN: holding
+// an attached queue is the permission.
+//
 // The portable parts (Flags, ValidateName, the PI header helpers, OpError)
 // are pure and compile on every OS. Open, Adopt and Features need Linux; on
 // other systems they return an *OpError wrapping ErrNotSupported.
