@@ -603,7 +603,8 @@ func TestSetLinkType(t *testing.T) {
 // them with ip, and the two ways the choice can fail.
 func TestOpenIndex(t *testing.T) {
 	ns := netnstest.New(t)
-	dev := open(t, ns, tun.Config{Name: "tdridx", Index: 4242})
+	// Multi-queue, so that an Open of the same name could join it.
+	dev := open(t, ns, tun.Config{Name: "tdridx", MultiQueue: true, Index: 4242})
 	if l, err := ns.LinkByName("tdridx"); err != nil || l.Index != 4242 {
 		t.Fatalf("ip: %+v, %v; want ifindex 4242", l, err)
 	}
@@ -617,7 +618,7 @@ func TestOpenIndex(t *testing.T) {
 	if wantErrno(t, "an index in use", err, unix.EBUSY, "TUNSETIFF"); !strings.Contains(err.Error(), "taken by tdridx") {
 		t.Errorf("error %q should name the holder of the index", err)
 	}
-	_, err = openErr(ns, tun.Config{Name: "tdridx", Index: 4343})
+	_, err = openErr(ns, tun.Config{Name: "tdridx", MultiQueue: true, Index: 4343})
 	if wantErrno(t, "an existing name", err, unix.EBUSY, "TUNSETIFF"); !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("error %q should say the name exists", err)
 	}
