@@ -7,17 +7,19 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // The rest of the tun driver's ioctls (drivers/net/tun.c, __tun_chr_ioctl).
-// Every one of them except TUNSETIFINDEX acts on the device (struct
-// tun_struct), not on the queue it is issued through, so they are Device
-// methods and use any open queue; TUNGETSNDBUF is the exception, it reads
-// the queue's own socket. None needs CAP_NET_ADMIN: holding an attached
-// queue is the permission, checked when the queue attached.
+// They act on the device (struct tun_struct), not on the queue they are
+// issued through, so they are Device methods and use any open queue. Two
+// exceptions: TUNGETSNDBUF reads the queue's own socket (Queue.SendBuffer),
+// and TUNSETIFINDEX is a property of a fresh fd before TUNSETIFF
+// (Config.Index, applied by Open). None needs CAP_NET_ADMIN: holding an
+// attached queue is the permission, checked when the queue attached.
 
 // SetSendBuffer limits how many bytes of packets written into the device
 // may be in flight at once, per queue (TUNSETSNDBUF). It sets the send
@@ -120,14 +122,18 @@ func (d *Device) ClearTxFilter() error { return d.SetTxFilter(TxFilter{}) }
 //
 // The kernel attaches it to the socket of every queue attached now, and
 // keeps the program's address to attach it again to a queue that attaches
-// later without IFF_NOFILTER. IFF_NOFILTER is the same bit as IFF_NO_PI, so
-// a queue added to a device without the PI header (the default) never gets
-// it; and on Linux 6.18 a queue that does get it is left half attached
-// (tun_attach returns early once the filter is re-attached). So on a
-// multi-queue device, set the filter after adding the queues. Because the
-// kernel re-reads the program from this process's memory, the Device keeps
-// its copy until ClearSocketFilter, the next SetSocketFilter or Close:
-// clear it before closing a persistent device that others will attach to.
+// later. On Linux 6.18 that re-attach is broken: tun_attach returns success
+// as soon as the filter is on the new queue, without attaching the queue.
+// AddQueue and Queue.Attach work around it while this Device has a filter
+// (they lift the filter around the attach and then attach it to every
+// queue, the new one included; frames sent in that instant pass
+// unfiltered). Open of the same name is not covered: with PacketInfo it
+// fails (TUNGETIFF: EBADFD), without it the joining queue simply has no
+// filter, because IFF_NO_PI is also the bit that tells the kernel to skip
+// it (IFF_NOFILTER). Because the kernel re-reads the program from the
+// memory of the process that attached it, the Device keeps its copy until
+// ClearSocketFilter or the next SetSocketFilter: clear the filter before
+// closing a persistent device that others will attach to.
 //
 // Only TAP devices take socket filters: on TUN the kernel answers
 // unix.EINVAL, as it does for a program that fails its checker. An empty
@@ -186,9 +192,10 @@ func sockFprog(b []byte) unix.SockFprog {
 // up; addresses and routes stay, and the kernel marks the routes through it
 // linkdown. Packets the host would send into the device are dropped.
 //
-// The kernel turns the carrier on by itself whenever a queue attaches, and
-// off when the last one closes. Turning it on fails with unix.EPERM while
-// no queue is attached (all detached). Safe from any goroutine.
+// The kernel turns the carrier on by itself whenever TUNSETIFF attaches a
+// queue (Open, AddQueue), and off when the last queue closes. Turning it
+// on fails with unix.EPERM while no queue is attached (all detached). Safe
+// from any goroutine.
 func (d *Device) SetCarrier(on bool) error {
 	v := 0
 	if on {
@@ -249,8 +256,9 @@ func (d *Device) VnetHdrSize() (int, error) {
 // framing of the packets does not change: only what the rest of the system
 // (packet sockets, tcpdump, neighbour tables) assumes about it.
 //
-// The kernel allows it only while the link is administratively down: on an
-// up link it fails with unix.EBUSY. Something that cares about the type (a
+// The kernel takes any value (ip prints an unknown one as [N]) and allows
+// the change only while the link is administratively down: on an up link
+// it fails with unix.EBUSY. Something that cares about the type (a
 // bridge or bond the device is part of) may veto it. Safe from any
 // goroutine.
 func (d *Device) SetLinkType(arphrd uint16) error {
@@ -300,6 +308,9 @@ func explainIndexBusy(err error, cfg Config) error {
 	}
 	if holder, ok := ifaceByIndex(cfg.Index); ok {
 		return fmt.Errorf("%w (interface index %d is taken by %s)", err, cfg.Index, holder)
+	}
+	if cfg.Name == "" || strings.Contains(cfg.Name, "%") {
+		return fmt.Errorf("%w (interface index %d or the name is taken)", err, cfg.Index)
 	}
 	return fmt.Errorf("%w (an interface named %s already exists; Config.Index applies only when Open creates the device)", err, cfg.Name)
 }
