@@ -99,7 +99,7 @@ func (d *Device) SetTxFilter(f TxFilter) error {
 	// The kernel reads the 4-byte header and then count*6 bytes after it
 	// from the same pointer; it returns the number of exact entries.
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(unix.TUNSETTXFILTER), uintptr(unsafe.Pointer(&b[0]))); errno != 0 {
-		return &OpError{Op: "TUNSETTXFILTER", Name: d.name, Err: d.explainTAPOnly(errno, "a TX filter matches Ethernet destination addresses")}
+		return &OpError{Op: "TUNSETTXFILTER", Name: d.name, Err: d.explainTAPOnly(errno, "TX filters, which match Ethernet destination addresses")}
 	}
 	return nil
 }
@@ -152,7 +152,10 @@ func (d *Device) SetSocketFilter(prog []BPFInstruction) error {
 	}
 	fp := sockFprog(b)
 	if err := ioctlPtr(fd, unix.TUNATTACHFILTER, unsafe.Pointer(&fp)); err != nil {
-		return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "socket filters see Ethernet frames")}
+		if err == unix.EINVAL && d.flags&FlagTAP != 0 {
+			return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: fmt.Errorf("%w (the kernel's checker refused the %d-instruction program)", err, len(prog))}
+		}
+		return &OpError{Op: "TUNATTACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "socket filters, which see Ethernet frames")}
 	}
 	d.sockFilter = b // the kernel holds its address (see above)
 	return nil
@@ -174,7 +177,7 @@ func (d *Device) ClearSocketFilter() error {
 	// but ignores it.
 	var fp unix.SockFprog
 	if err := ioctlPtr(fd, unix.TUNDETACHFILTER, unsafe.Pointer(&fp)); err != nil {
-		return &OpError{Op: "TUNDETACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "only TAP devices have socket filters")}
+		return &OpError{Op: "TUNDETACHFILTER", Name: d.name, Err: d.explainTAPOnly(err, "socket filters")}
 	}
 	d.sockFilter = nil
 	return nil
@@ -351,9 +354,9 @@ func (d *Device) ioctlPtrInt(op string, req uint, v int) error {
 
 // explainTAPOnly adds the reason to the EINVAL the kernel gives for a TAP-only
 // ioctl on a TUN device.
-func (d *Device) explainTAPOnly(err error, why string) error {
+func (d *Device) explainTAPOnly(err error, what string) error {
 	if errors.Is(err, unix.EINVAL) && d.flags&FlagTAP == 0 {
-		return fmt.Errorf("%w (a TUN device: %s, so only TAP devices take them)", err, why)
+		return fmt.Errorf("%w (this is a TUN device; only TAP devices take %s)", err, what)
 	}
 	return err
 }
