@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -822,3 +823,88 @@ func TestSendBufferQueues(t *testing.T) {
 		t.Errorf("SendBuffer on a closed queue: %v", err)
 	}
 }
+
+// etherCRCHash is the kernel's bucket for a multicast address in a TX
+// filter's hash (addr_hash_set in drivers/net/tun.c): the top 6 bits of
+// ether_crc, the big-endian CRC-32 of the address.
+func etherCRCHash(a net.HardwareAddr) int {
+	crc := uint32(0xffffffff)
+	for _, b := range a {
+		for i := 0; i < 8; i++ {
+			bit := (crc>>31)^uint32(b>>i&1) != 0
+			crc <<= 1
+			if bit {
+				crc ^= 0x04c11db7
+			}
+		}
+	}
+	return int(crc >> 26)
+}
+
+func groupMAC(group netip.Addr) net.HardwareAddr {
+	g := group.As4()
+	return net.HardwareAddr{0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]}
+}
+
+// TestTxFilterKernelRules checks the two kernel rules behind TxFilter's
+// checks, with real multicast traffic: addresses past the first eight are
+// hashed and must be multicast, and a unicast one there makes the kernel
+// switch the whole filter off, silently (the raw ioctl succeeds).
+func TestTxFilterKernelRules(t *testing.T) {
+	ns := netnstest.New(t)
+	const name = "tdrtxk"
+	dev := tapWithNeighbours(t, ns, name, 4)
+	mustIP(t, ns, "route", "add", "239.0.0.0/8", "dev", name)
+	q := dev.Queues()[0]
+
+	listed := netip.MustParseAddr("239.1.1.1")
+	var other netip.Addr // a group whose MAC falls in another hash bucket
+	for i := 2; i < 255; i++ {
+		g := netip.AddrFrom4([4]byte{239, 1, 1, byte(i)})
+		if etherCRCHash(groupMAC(g)) != etherCRCHash(groupMAC(listed)) {
+			other = g
+			break
+		}
+	}
+	exact := []net.HardwareAddr{macFor(2)}
+	for i := 20; len(exact) < tun.TxFilterExact; i++ {
+		exact = append(exact, macFor(i))
+	}
+	if err := dev.SetTxFilter(tun.TxFilter{Addrs: append(exact, groupMAC(listed))}); err != nil {
+		t.Fatalf("SetTxFilter with a hashed ninth address: %v", err)
+	}
+	before := txDropped(t, ns, name)
+	sendUDP4(t, ns, other.String(), 7401)
+	sendUDP4(t, ns, listed.String(), 7400)
+	sendUDP4(t, ns, "10.9.4.2", 7402) // exact entry, last
+	frames := framesUntil(t, q, udpTo(7402))
+	if got := sawUDP(frames, 7401, 7400); !slices.Equal(got, []int{7400}) {
+		t.Errorf("hashed ninth address %v: UDP to ports %v reached the queue, want [7400] (%v is in another bucket) %v", groupMAC(listed), got, other, frames)
+	}
+	if d := txDropped(t, ns, name) - before; d != 1 {
+		t.Errorf("%d more tx_dropped, want 1", d)
+	}
+
+	// The raw ioctl with a unicast ninth address: accepted, and the
+	// filter is off, so a frame to an unlisted neighbour gets through.
+	raw := []byte{0, 0, 9, 0}
+	if !littleEndianHost() {
+		raw = []byte{0, 0, 0, 9}
+	}
+	for _, a := range append(exact, macFor(99)) {
+		raw = append(raw, a...)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(dev.Fd()), uintptr(unix.TUNSETTXFILTER), uintptr(unsafe.Pointer(&raw[0]))); errno != 0 {
+		t.Fatalf("raw TUNSETTXFILTER: %v", errno)
+	}
+	sendUDP4(t, ns, "10.9.4.3", 7403) // macFor(3), not listed
+	sendUDP4(t, ns, "10.9.4.2", 7404)
+	frames = framesUntil(t, q, udpTo(7404))
+	if !slices.ContainsFunc(frames, udpTo(7403)) {
+		t.Errorf("with a unicast ninth address the kernel still filtered: %v", frames)
+	}
+	err := dev.SetTxFilter(tun.TxFilter{Addrs: append(exact, macFor(99))})
+	wantErrno(t, "SetTxFilter with a unicast ninth address", err, unix.EINVAL, "TUNSETTXFILTER")
+}
+
+func littleEndianHost() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
