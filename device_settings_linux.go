@@ -53,7 +53,7 @@ func (d *Device) AddAddr(p netip.Prefix, peer netip.Addr) error {
 		return d.settingError(op, arg, err)
 	}
 	return d.netlink(op, func(c *nl.Conn, link nl.Link) error {
-		a := nl.Addr{Index: link.Index, Prefix: p, Peer: peer}
+		a := nl.Addr{Index: link.Index, Prefix: p, Peer: peer, Broadcast: ipv4Broadcast(p, peer)}
 		if p.Addr().Is6() {
 			a.Flags |= nl.IFA_F_NODAD
 		}
@@ -147,7 +147,7 @@ func (d *Device) setID(op, arg, what string, id int, set func(*tun.Device, int) 
 }
 
 func linkAddrOf(a nl.Addr) LinkAddr {
-	return LinkAddr{Prefix: a.Prefix, Peer: a.Peer}
+	return LinkAddr{Prefix: a.Prefix, Peer: a.Peer, Broadcast: a.Broadcast}
 }
 
 // netlink runs fn with a netlink socket in the device's network namespace

@@ -170,7 +170,7 @@ var (
 	tapExists  = [][]string{{"tuntap", "add", "tap0", "mode", "tap"}}
 	tunExists  = [][]string{{"tuntap", "add", "tun0", "mode", "tun"}}
 	ownedTap   = [][]string{{"tuntap", "add", "tap0", "mode", "tap", "user", "5", "group", "6"}}
-	dummyExist = [][]string{{"link", "add", "d0", "type", "dummy"}}
+	vethExists = [][]string{{"link", "add", "v0", "type", "veth", "peer", "name", "v1"}}
 )
 
 // The oracle: wherever the original is right, ours prints the same on
@@ -195,7 +195,7 @@ func TestOracle(t *testing.T) {
 		{"owner hex", nil, []string{"-u", "0x10"}},
 		{"owner octal", nil, []string{"-u", "010"}},
 		{"owner with leading space", nil, []string{"-u", " 5"}},
-		{"largest owner", nil, []string{"-u", "4294967294"}},
+		{"largest owner printed alike", nil, []string{"-u", "2147483647"}},
 		{"name", nil, []string{"-t", "foo"}},
 		{"name brief owner", nil, []string{"-t", "foo", "-b", "-u", "1000"}},
 		{"grouped letters", nil, []string{"-bt", "foo"}},
@@ -207,7 +207,7 @@ func TestOracle(t *testing.T) {
 		{"existing tap gets an owner", tapExists, []string{"-t", "tap0", "-u", "7"}},
 		{"existing owned tap", ownedTap, []string{"-t", "tap0", "-g", "8"}},
 		{"existing tun is not a tap", tunExists, []string{"-t", "tun0"}},
-		{"name of a dummy", dummyExist, []string{"-t", "d0"}},
+		{"name of a veth", vethExists, []string{"-t", "v0"}},
 		{"delete", tapExists, []string{"-d", "tap0"}},
 		{"delete owned", ownedTap, []string{"-d", "tap0"}},
 		{"delete ignores -u", tapExists, []string{"-d", "tap0", "-u", "5"}},
@@ -281,12 +281,12 @@ func TestDifferenceDeleteTUN(t *testing.T) {
 // prints "TUNSETIFF: Invalid argument"; ours names the device's kind.
 func TestDifferenceDeleteNotTun(t *testing.T) {
 	requireOriginal(t)
-	orig, ours := both(t, dummyExist, "-d", "d0")
+	orig, ours := both(t, vethExists, "-d", "v0")
 	if !strings.Contains(orig.stderr, "TUNSETIFF: Invalid argument") {
 		t.Logf("the original's message changed: %v", orig)
 	}
-	if ours.code != 1 || !strings.Contains(ours.stderr, "'d0' is not a TUN/TAP device: it is a dummy device") || len(ours.links) != 1 {
-		t.Errorf("ours: %v; want the kind named and d0 untouched", ours)
+	if ours.code != 1 || !strings.Contains(ours.stderr, "'v0' is not a TUN/TAP device: it is a veth device") || len(ours.links) != 2 {
+		t.Errorf("ours: %v; want the kind named and v0 untouched", ours)
 	}
 	_, ours = both(t, nil, "-d", "lo")
 	if ours.code != 1 || !strings.Contains(ours.stderr, "it is the loopback device") {
@@ -336,5 +336,22 @@ func TestDifferenceIDRange(t *testing.T) {
 		if ours.code != 1 || ours.stdout != "" || len(ours.links) != 0 {
 			t.Errorf("ours -u %q: %v; want it refused", id, ours)
 		}
+	}
+}
+
+// Deliberate difference: uids and gids above 2147483647. Both set the same
+// owner, but the original prints it as a signed int ("uid -2" for
+// 4294967294); ours prints the id.
+func TestDifferenceLargeIDPrinted(t *testing.T) {
+	requireOriginal(t)
+	orig, ours := both(t, nil, "-u", "4294967294", "-g", "3000000000")
+	if orig.stdout != "Set 'tap0' persistent and owned by uid -2 gid -1294967296\n" {
+		t.Logf("the original now prints: %v", orig)
+	}
+	if ours.code != 0 || ours.stdout != "Set 'tap0' persistent and owned by uid 4294967294 gid 3000000000\n" {
+		t.Errorf("ours: %v", ours)
+	}
+	if strings.Join(orig.links, "\n") != strings.Join(ours.links, "\n") {
+		t.Errorf("the devices differ:\n  original %q\n  ours     %q", orig.links, ours.links)
 	}
 }
