@@ -12,6 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The settings below act on the link through rtnetlink (SetOwner and
+// SetGroup through the TUN ioctls). Each is safe from any goroutine, but
+// not concurrently with Close: they use the first queue's descriptor to
+// find the device's network namespace.
+
 // SetMTU sets the link MTU: 68..65535, as the MTU option, and at least
 // 1280 while the device has an IPv6 address other than its link-local one
 // (the kernel would disable IPv6 on the link and drop the address). Safe

@@ -13,5 +13,5 @@ import (
 var errNotLinux = errors.New("TUN/TAP devices of /dev/net/tun exist only on Linux (GOOS=" + runtime.GOOS + ")")
 
 func create(request, io.Writer, io.Writer) error { return errNotLinux }
-func remove(request, io.Writer) error             { return errNotLinux }
-func show(request, io.Writer) error               { return errNotLinux }
+func remove(request, io.Writer) error            { return errNotLinux }
+func show(request, io.Writer) error              { return errNotLinux }
