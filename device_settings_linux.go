@@ -249,3 +249,34 @@ type badArg struct {
 }
 
 func (b badArg) Error() string { return b.reason.Error() }
+
+// refuseBrokered is the answer of SetPersist, SetOwner and SetGroup on a
+// brokered device; nil for any other.
+func (d *Device) refuseBrokered(op string) error {
+	if !d.brokered {
+		return nil
+	}
+	return &Error{Op: op, Name: d.name, Err: invalid{fmt.Errorf("%w: the broker made %s for this client, and the device must go when the client's descriptors close", ErrBrokered, d.name)}}
+}
+
+// checkID applies Create's Owner and Group rule to SetOwner and SetGroup.
+func checkID(what string, id int) error {
+	if id < 0 || id > maxUint32ID {
+		return fmt.Errorf("%s %d is outside 0..%d", what, id, maxUint32ID)
+	}
+	return nil
+}
+
+// ipv4Broadcast is the broadcast address ifconfig gives an IPv4 address
+// without a peer: the subnet's last address. /31 (RFC 3021) and /32 have
+// none, nor does IPv6.
+func ipv4Broadcast(p netip.Prefix, peer netip.Addr) netip.Addr {
+	if !p.Addr().Is4() || peer.IsValid() || p.Bits() > 30 {
+		return netip.Addr{}
+	}
+	b := p.Addr().As4()
+	for i := p.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return netip.AddrFrom4(b)
+}
