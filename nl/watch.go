@@ -43,11 +43,11 @@ type eventSource interface {
 // are served one at a time, and Close interrupts a Next that is waiting.
 //
 // The watcher reports what the kernel announces: a link created or
-// deleted; a change of flags, MTU, name, alias or operational state; and
-// the TUN/TAP driver's changes to persist, owner or group (Linux 4.12 and
-// later), which the kernel announces only while the device is up (it goes
-// through netdev_state_change). Changes a process makes with ioctls on the
-// device's fd, such as attaching a queue, are not announced. When its
+// deleted; a change of flags, MTU, name or operational state; and, only
+// while the link is up (the kernel sends them through netdev_state_change,
+// which stays silent for a link that is down), a change of alias and the
+// TUN/TAP driver's changes to persist, owner or group. Attaching or
+// detaching a queue is not announced. When its
 // buffer overflows, the kernel drops notifications and Next reports
 // ErrOverrun; the watcher keeps working.
 type LinkWatcher struct {
