@@ -2,6 +2,7 @@ package nl
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -190,4 +191,14 @@ func TestRoutesDumpInterruptedAndForeignFamily(t *testing.T) {
 	if ne := asError(t, err); ne.Op != "routes" || !errors.Is(err, ErrMalformed) {
 		t.Errorf("malformed route: %v", err)
 	}
+}
+
+// routeKey is a route written out in full, for comparing lists.
+func routeKey(r Route) string {
+	gw := "-"
+	if r.Gateway.IsValid() {
+		gw = r.Gateway.String()
+	}
+	return fmt.Sprintf("%v table %d type %d proto %d scope %d metric %d oif %d via %s",
+		r.Dst, r.Table, r.Type, r.Protocol, r.Scope, r.Priority, r.Index, gw)
 }
