@@ -636,7 +636,9 @@ func openClone(path string) (int, error) {
 	if err != nil {
 		switch err {
 		case unix.ENOENT, unix.ENODEV, unix.ENXIO:
-			err = fmt.Errorf("%w (is the tun driver available? modprobe tun)", err)
+			if path == cloneDevice { // a path of the caller's is more likely wrong
+				err = fmt.Errorf("%w (is the tun driver available? modprobe tun)", err)
+			}
 		case unix.EACCES, unix.EPERM:
 			err = fmt.Errorf("%w (%s is not open to this user; it is often mode 0600)", err, path)
 		}
