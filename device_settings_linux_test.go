@@ -87,6 +87,18 @@ func TestCreateBare(t *testing.T) {
 	dev.Close()
 	requireGone(t, ns, dev.Name())
 
+	// Offloads: the virtio-net header, reads split, writes not coalesced
+	// (there is no address to probe them with), and a note that says so.
+	dev = bareIn(t, ns, Name("bare5"), Offloads(AllOffloads))
+	if d := details(t, ns, "bare5"); !d.LinkInfo.Data.VnetHdr || d.HasFlag("UP") {
+		t.Errorf("bare5: %+v flags %v", d.LinkInfo.Data, d.Flags)
+	}
+	if notes := strings.Join(dev.OffloadNotes(), "; "); !strings.Contains(notes, "not coalesced") {
+		t.Errorf("OffloadNotes %q", notes)
+	}
+	dev.Close()
+	requireGone(t, ns, "bare5")
+
 	// A clone device that does not exist: the error names it, nothing made.
 	err := ns.Do(func() error {
 		_, err := CreateBare(Name("bare9"), CloneDevice("/nonexistent/tun"))
