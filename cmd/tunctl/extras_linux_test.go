@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/tun"
 )
 
 // ours runs our tunctl in ns.
@@ -171,6 +172,25 @@ func TestShow(t *testing.T) {
 		if f := strings.Fields(lines[i]); !reflect.DeepEqual(f, want) {
 			t.Errorf("show line %d: %q, want %q", i, f, want)
 		}
+	}
+	// Queues attached to a multi-queue device, one of them detached.
+	var dev *tun.Device
+	if err := ns.Do(func() (err error) {
+		dev, err = tun.Open(tun.Config{Name: "s1", MultiQueue: true, VnetHdr: true, PacketInfo: true})
+		if err == nil {
+			_, err = dev.AddQueue()
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if err := dev.Queues()[1].Detach(); err != nil {
+		t.Fatal(err)
+	}
+	r = ours(t, ns, "show", "s1")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], "1 (+1 detached)") {
+		t.Errorf("show s1 with 2 queues, 1 detached: %v", r)
 	}
 	if r := ours(t, ns, "show", "v0"); r.code != 1 || !strings.Contains(r.stderr, "it is a veth device") {
 		t.Errorf("show v0: %v", r)
