@@ -37,6 +37,9 @@ type Device struct {
 	// fallback is why the broker made the device: the direct attempt's
 	// error; nil when it was made directly.
 	fallback error
+	// brokered is set on a device the broker made (adoptBrokered):
+	// SetPersist, SetOwner and SetGroup refuse it (ErrBrokered).
+	brokered bool
 	// offloads are what the kernel and this package agreed on for a device
 	// created with the Offloads option; notes say why anything asked for
 	// was left out.

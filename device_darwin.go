@@ -130,7 +130,9 @@ func adoptBrokered(s spec, created broker.Created) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newDevice(u, created.Index, s.prefix(), s.peer), nil
+	d := newDevice(u, created.Index, s.prefix(), s.peer)
+	d.brokered = true // SetPersist, SetOwner and SetGroup fail on utun anyway
+	return d, nil
 }
 
 // Adopt takes over fd, a utun control socket opened elsewhere: it checks

@@ -46,8 +46,13 @@ func (d *Device) Flags() tun.Flags { return d.sys.t.Flags() }
 func (d *Device) TUN() *tun.Device { return d.sys.t }
 
 // SetPersist makes the device outlive its file descriptors, or undoes that:
-// a non-persistent device disappears with its last descriptor.
+// a non-persistent device disappears with its last descriptor. On a device
+// the broker made it fails with an error matching ErrBrokered (and
+// ErrInvalidArgument). Safe from any goroutine.
 func (d *Device) SetPersist(on bool) error {
+	if err := d.refuseBrokered("set persist"); err != nil {
+		return err
+	}
 	if err := d.sys.t.SetPersist(on); err != nil {
 		return &Error{Op: "set persist", Name: d.name, Err: err}
 	}
@@ -64,7 +69,9 @@ func adoptBrokered(s spec, created broker.Created) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newDevice(t, created.Name, created.Index, s.prefix(), s.peer, s.tun.PacketInfo), nil
+	d := newDevice(t, created.Name, created.Index, s.prefix(), s.peer, s.tun.PacketInfo)
+	d.brokered = true
+	return d, nil
 }
 
 // createDirect opens and configures the device itself.

@@ -10,6 +10,10 @@
 // error that names what was wrong. Nothing is left behind on an error: no
 // file descriptor, no half-configured device.
 //
+// CreateBare makes a device with no address that stays down, as tunctl(8)
+// makes one for a user (cmd/tunctl); Device.SetMTU, AddAddr, DelAddr, Up,
+// Down, SetOwner, SetGroup and Addrs change any device once it exists.
+//
 // The lower layers are usable on their own: tun (Linux /dev/net/tun), nl
 // (rtnetlink, built by hand), loop (the event loop), utun (macOS).
 package tundra

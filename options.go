@@ -55,6 +55,8 @@ type config struct {
 	brokerPath string
 	offloads   vnet.Offloads
 	offloadSet bool
+	// cloneDevice is the CloneDevice option (bare.go), "" for the default.
+	cloneDevice string
 }
 
 func ipString[A IP](v A) string {
@@ -424,6 +426,8 @@ func resolve[A Address](addr A, opts []Option) (spec, error) {
 		MultiQueue: s.queues > 1,
 		Exclusive:  c.exclusive,
 		VnetHdr:    c.offloadSet,
+		// CloneDevice is checked by the open itself, which names the path.
+		CloneDevice: c.cloneDevice,
 	}
 	return s, nil
 }

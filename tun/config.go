@@ -40,4 +40,13 @@ type Config struct {
 	// Exclusive sets IFF_TUN_EXCL: Open fails with EBUSY instead of
 	// attaching when an interface with this name already exists.
 	Exclusive bool
+
+	// CloneDevice is the clone device Open (and later AddQueue) opens,
+	// "" for DefaultCloneDevice. Some systems, and containers that bind
+	// the node elsewhere, have it at another path (tunctl's -f).
+	CloneDevice string
 }
+
+// DefaultCloneDevice is the TUN/TAP clone device: every open gives a fresh
+// fd that TUNSETIFF then binds to an interface.
+const DefaultCloneDevice = "/dev/net/tun"

@@ -16,9 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cloneDevice is the TUN/TAP clone device: every open gives a fresh fd that
-// TUNSETIFF then binds to an interface.
-const cloneDevice = "/dev/net/tun"
+// cloneDevice is the clone device the package opens when the caller names
+// none (Config.CloneDevice).
+const cloneDevice = DefaultCloneDevice
 
 // Device is one TUN/TAP interface and the queue fds this process holds for
 // it. Open and Adopt return it; it is never built by hand.
@@ -35,6 +35,7 @@ type Device struct {
 	piKnown bool     // whether flags' NO_PI bit is certain
 	first   *Queue   // the queue Open or Adopt produced; Fd reports it
 	queues  []*Queue // the queues not yet closed, in the order they were made
+	clone   string   // the clone device AddQueue opens ("" for the default)
 
 	// bpfAttached records the eBPF programs (by bpfKind) this Device
 	// attached: the kernel cannot report it (see ErrNoProgram).
@@ -103,7 +104,7 @@ func Open(cfg Config) (*Device, error) {
 		req |= FlagVnetHdr
 	}
 
-	fd, err := openClone()
+	fd, err := openClone(cfg.CloneDevice)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,9 @@ func Open(cfg Config) (*Device, error) {
 	// asked for, which is what the kernel applied whenever it applied the
 	// request at all. A single-queue attach always applies it.
 	flags := got&^(FlagNoFilter|FlagDetachQueue) | req&FlagNoPI
-	return newDevice(name, flags, created || !cfg.MultiQueue, fd), nil
+	d := newDevice(name, flags, created || !cfg.MultiQueue, fd)
+	d.clone = cfg.CloneDevice
+	return d, nil
 }
 
 // Adopt takes over fd, a TUN/TAP descriptor some other code opened and bound
@@ -407,7 +410,7 @@ func (d *Device) AddQueue() (*Queue, error) {
 	if err := checkSameNetns(ref); err != nil {
 		return nil, &OpError{Op: "AddQueue", Name: name, Err: err}
 	}
-	fd, err := openClone()
+	fd, err := openClone(d.clone)
 	if err != nil {
 		return nil, err
 	}
@@ -646,16 +649,22 @@ func (q *Queue) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-func openClone() (int, error) {
-	fd, err := unix.Open(cloneDevice, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+// openClone opens the clone device at path ("" for the default).
+func openClone(path string) (int, error) {
+	if path == "" {
+		path = cloneDevice
+	}
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		switch err {
 		case unix.ENOENT, unix.ENODEV, unix.ENXIO:
-			err = fmt.Errorf("%w (is the tun driver available? modprobe tun)", err)
+			if path == cloneDevice { // a path of the caller's is more likely wrong
+				err = fmt.Errorf("%w (is the tun driver available? modprobe tun)", err)
+			}
 		case unix.EACCES, unix.EPERM:
-			err = fmt.Errorf("%w (%s is not open to this user; it is often mode 0600)", err, cloneDevice)
+			err = fmt.Errorf("%w (%s is not open to this user; it is often mode 0600)", err, path)
 		}
-		return -1, &OpError{Op: "open " + cloneDevice, Err: err}
+		return -1, &OpError{Op: "open " + path, Err: err}
 	}
 	return fd, nil
 }
