@@ -363,11 +363,11 @@ func TestPolicyRefusals(t *testing.T) {
 		reason string
 	}{
 		{"foreign prefix", broker.Request{Addr: pfx("2001:db8::1/64")}, "denied by policy",
-			"address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10, 169.254.0.0/16)"},
+			"address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10)"},
 		{"private IPv4", broker.Request{Addr: pfx("192.168.7.1/24")}, "denied by policy", "192.168.7.1/24 is not inside an allowed prefix"},
 		{"another interface's prefix", broker.Request{Addr: pfx("fd00:aaaa::2/64")}, "denied by policy",
 			"address: fd00:aaaa::2/64 overlaps fd00:aaaa::1/64 of interface dummy0"},
-		{"a prefix containing it", broker.Request{Addr: pfx("fd00::1/16")}, "denied by policy", "overlaps fd00:aaaa::1/64 of interface dummy0"},
+		{"a prefix containing it", broker.Request{Addr: pfx("fd00:aaaa::1/48")}, "denied by policy", "overlaps fd00:aaaa::1/64 of interface dummy0"},
 		{"a peer on it", broker.Request{Addr: pfx("fd00:1::1/128"), Peer: ip("fd00:aaaa::9")}, "denied by policy",
 			"peer: fd00:aaaa::9 is inside fd00:aaaa::1/64 of interface dummy0"},
 		{"loopback", broker.Request{Addr: pfx("::1/128")}, "denied by policy", "not inside an allowed prefix"},
