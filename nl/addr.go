@@ -20,6 +20,13 @@ type Addr struct {
 	// Scope is the RT_SCOPE_* of the address (ifa_scope); 0 is global.
 	// The kernel computes the scope of IPv6 addresses itself.
 	Scope uint8
+	// Broadcast is the IPv4 broadcast address of the subnet
+	// (IFA_BROADCAST), or the zero Addr for none. AddAddr and ReplaceAddr
+	// send it when it is valid; nothing computes it for the caller (ip's
+	// "broadcast +" is the prefix with every host bit set). IPv6 has no
+	// broadcast: a valid Broadcast on an IPv6 Addr is refused. DeleteAddr
+	// ignores it.
+	Broadcast netip.Addr
 }
 
 // ifAddrmsg is struct ifaddrmsg, the fixed header of address messages.
@@ -86,12 +93,22 @@ func (a Addr) validate(op string) *Error {
 			return invalid(op, "Addr.Peer %v and Addr.Prefix %v are of different families", a.Peer, a.Prefix)
 		}
 	}
+	if a.Broadcast.IsValid() {
+		if err := checkIP(op, "Addr.Broadcast", a.Broadcast); err != nil {
+			return err
+		}
+		if !a.Broadcast.Is4() || !a.Prefix.Addr().Is4() {
+			return invalid(op, "Addr.Broadcast %v with Addr.Prefix %v: only IPv4 has broadcast addresses", a.Broadcast, a.Prefix)
+		}
+	}
 	return nil
 }
 
 // addrRequest builds the payload of RTM_NEWADDR or RTM_DELADDR. IFA_LOCAL
 // is the address itself; IFA_ADDRESS is the peer, or the address again when
-// there is none, which is how the kernel tells the two cases apart.
+// there is none, which is how the kernel tells the two cases apart. Flags
+// and the broadcast address go only in RTM_NEWADDR (withFlags): the kernel
+// does not match on them when it deletes.
 func addrRequest(a Addr, withFlags bool) []byte {
 	local := a.Prefix.Addr()
 	m := ifAddrmsg{
@@ -110,6 +127,9 @@ func addrRequest(a Addr, withFlags bool) []byte {
 		peer = a.Peer
 	}
 	e.bytes(ifaAddress, ipBytes(peer))
+	if withFlags && a.Broadcast.IsValid() {
+		e.bytes(ifaBroadcast, ipBytes(a.Broadcast))
+	}
 	if withFlags && a.Flags != 0 {
 		e.u32(ifaFlags, a.Flags)
 	}
@@ -162,6 +182,11 @@ func parseAddr(b []byte) (a Addr, ok bool, err error) {
 			} else {
 				address = ip
 			}
+		case ifaBroadcast:
+			if len(at.Data) != size {
+				return Addr{}, false, malformed("IFA_BROADCAST of %d bytes in a family-%d message", len(at.Data), fam)
+			}
+			a.Broadcast, _ = netip.AddrFromSlice(at.Data)
 		case ifaFlags:
 			if a.Flags, err = attrU32(at); err != nil {
 				return Addr{}, false, err

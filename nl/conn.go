@@ -308,6 +308,35 @@ func (c *Conn) RenameLink(index int, name string) error {
 	return err
 }
 
+// SetLinkAlias sets the link's alias (IFLA_IFALIAS), the free-form text
+// `ip link` shows after "alias"; "" clears it. An alias must be shorter than
+// 256 bytes and hold no NUL byte. Safe from any goroutine.
+func (c *Conn) SetLinkAlias(index int, alias string) error {
+	const op = "setlinkalias"
+	if err := validIndex(op, "link index", index); err != nil {
+		return err
+	}
+	if err := validAlias(op, alias); err != nil {
+		return err
+	}
+	_, err := c.execute(op, rtmSetLink, 0, setAliasRequest(index, alias), modeAck)
+	return err
+}
+
+// DeleteLink removes the link (RTM_DELLINK), as `ip link del` does; for a
+// TUN/TAP device this works whether it is persistent or not, and its open
+// fds then see the device gone. A missing link is an *Error wrapping
+// unix.ENODEV; a link the kernel cannot delete (lo, a physical NIC) one
+// wrapping unix.EOPNOTSUPP. Safe from any goroutine.
+func (c *Conn) DeleteLink(index int) error {
+	const op = "deletelink"
+	if err := validIndex(op, "link index", index); err != nil {
+		return err
+	}
+	_, err := c.execute(op, rtmDelLink, 0, deleteLinkRequest(index), modeAck)
+	return err
+}
+
 // AddAddr assigns an address to a link. An address already there is an
 // *Error wrapping unix.EEXIST.
 func (c *Conn) AddAddr(a Addr) error {
@@ -375,6 +404,40 @@ func (c *Conn) AddRoute(r Route) error {
 	}
 	_, err := c.execute(op, rtmNewRoute, nlmFCreate|nlmFExcl, routeRequest(r, true), modeAck)
 	return err
+}
+
+// Routes returns every IPv4 and IPv6 route of every routing table (main,
+// local, the tables of policy routing rules, ...), as `ip route show table
+// all` lists them, in the kernel's order: IPv4 first. It makes one dump per
+// family; each is redone whole if the kernel marks it interrupted by a
+// concurrent change, as for the other dumps. Cached (cloned) routes are not
+// included. A multipath route is listed once per next hop; see Route.
+// Safe from any goroutine.
+func (c *Conn) Routes() ([]Route, error) {
+	const op = "routes"
+	var routes []Route
+	for _, fam := range []uint8{afInet, afInet6} {
+		msgs, err := c.execute(op, rtmGetRoute, 0, dumpRoutesRequest(fam), modeDump)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			// A kernel without IPv6 answers the AF_INET6 dump with
+			// every family's routes (its AF_UNSPEC fallback): keep
+			// only the family asked for, so nothing is listed twice.
+			if m.Header.Type != rtmNewRoute || len(m.Data) > 0 && m.Data[0] != fam {
+				continue
+			}
+			rs, ok, err := parseRoutes(m.Data)
+			if err != nil {
+				return nil, wrap(op, err)
+			}
+			if ok {
+				routes = append(routes, rs...)
+			}
+		}
+	}
+	return routes, nil
 }
 
 // RouteGet asks the kernel how it would route a packet to dst (RTM_GETROUTE,

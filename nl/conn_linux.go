@@ -85,25 +85,35 @@ func (s *socket) send(b []byte) error {
 	}
 }
 
-// recv reads one datagram whole. It first peeks with MSG_TRUNC, which makes
-// the kernel return the datagram's full length, to size the buffer; dumps
-// may send datagrams larger than a page. A datagram still truncated after
-// that is an error, never parsed.
+// recv reads one datagram whole (see readDatagram). With SO_RCVTIMEO set,
+// a peek that finds nothing within recvTimeout fails with EAGAIN.
 func (s *socket) recv() ([]byte, uint32, error) {
-	n, err := s.recvmsg(nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+	b, from, err := readDatagram(s.fd, 0)
 	if err == unix.EAGAIN {
 		return nil, 0, &Error{Errno: unix.EAGAIN, Err: fmt.Errorf("no reply from the kernel within %v", recvTimeout)}
 	}
+	return b, from, err
+}
+
+// readDatagram reads one datagram whole from a netlink socket, with the
+// port id of its sender. It first peeks with MSG_TRUNC, which makes the
+// kernel return the datagram's full length, to size the buffer; dumps may
+// send datagrams larger than a page. A datagram still truncated after that
+// is an error, never parsed. flags are added to both calls (MSG_DONTWAIT
+// for a caller that polled first). Errors of the peek, such as EAGAIN or
+// ENOBUFS, are returned as bare errnos.
+func readDatagram(fd, flags int) ([]byte, uint32, error) {
+	n, err := recvmsg(fd, nil, flags|unix.MSG_PEEK|unix.MSG_TRUNC)
 	if err != nil {
 		return nil, 0, err
 	}
 	b := make([]byte, max(n, nlmsgHdrLen))
 	var (
-		flags int
-		from  unix.Sockaddr
+		rflags int
+		from   unix.Sockaddr
 	)
 	for {
-		n, _, flags, from, err = unix.Recvmsg(s.fd, b, nil, 0)
+		n, _, rflags, from, err = unix.Recvmsg(fd, b, nil, flags)
 		if err != unix.EINTR {
 			break
 		}
@@ -111,7 +121,7 @@ func (s *socket) recv() ([]byte, uint32, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if flags&unix.MSG_TRUNC != 0 {
+	if rflags&unix.MSG_TRUNC != 0 {
 		return nil, 0, ErrTruncated
 	}
 	sa, ok := from.(*unix.SockaddrNetlink)
@@ -123,9 +133,9 @@ func (s *socket) recv() ([]byte, uint32, error) {
 
 // recvmsg retries calls interrupted by signals: with SO_RCVTIMEO set, the
 // kernel does not restart them, and the Go runtime sends signals freely.
-func (s *socket) recvmsg(b []byte, flags int) (int, error) {
+func recvmsg(fd int, b []byte, flags int) (int, error) {
 	for {
-		n, _, _, _, err := unix.Recvmsg(s.fd, b, nil, flags)
+		n, _, _, _, err := unix.Recvmsg(fd, b, nil, flags)
 		if err == unix.EINTR {
 			continue
 		}

@@ -8,3 +8,9 @@ package nl
 func dialTransport() (transport, error) {
 	return nil, ErrNotSupported
 }
+
+// dialLinkEvents fails for the same reason: WatchLinks returns an *Error
+// wrapping ErrNotSupported.
+func dialLinkEvents() (eventSource, error) {
+	return nil, ErrNotSupported
+}

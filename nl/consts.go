@@ -42,6 +42,7 @@ const (
 // From include/uapi/linux/rtnetlink.h: message types and route fields.
 const (
 	rtmNewLink  = 16 // RTM_NEWLINK
+	rtmDelLink  = 17 // RTM_DELLINK
 	rtmGetLink  = 18 // RTM_GETLINK
 	rtmSetLink  = 19 // RTM_SETLINK
 	rtmNewAddr  = 20 // RTM_NEWADDR
@@ -63,11 +64,14 @@ const (
 	rtTableMain   = 254 // RT_TABLE_MAIN
 
 	// enum rtattr_type_t
-	rtaDst      = 1  // RTA_DST
-	rtaOIF      = 4  // RTA_OIF
-	rtaGateway  = 5  // RTA_GATEWAY
-	rtaPriority = 6  // RTA_PRIORITY
-	rtaTable    = 15 // RTA_TABLE
+	rtaDst       = 1  // RTA_DST
+	rtaOIF       = 4  // RTA_OIF
+	rtaGateway   = 5  // RTA_GATEWAY
+	rtaPriority  = 6  // RTA_PRIORITY
+	rtaMultipath = 9  // RTA_MULTIPATH: struct rtnexthop entries
+	rtaTable     = 15 // RTA_TABLE
+
+	sizeofRtnexthop = 8 // sizeof(struct rtnexthop)
 
 	rtextFilterSkipStats = 1 << 3 // RTEXT_FILTER_SKIP_STATS
 
@@ -82,15 +86,38 @@ const (
 	iflaIfname    = 3  // IFLA_IFNAME
 	iflaMTU       = 4  // IFLA_MTU
 	iflaOperstate = 16 // IFLA_OPERSTATE
+	iflaLinkinfo  = 18 // IFLA_LINKINFO: nested IFLA_INFO_*
+	iflaIfalias   = 20 // IFLA_IFALIAS
 	iflaStats64   = 23 // IFLA_STATS64: struct rtnl_link_stats64
 	iflaExtMask   = 29 // IFLA_EXT_MASK
+
+	// Inside IFLA_LINKINFO (enum in if_link.h).
+	iflaInfoKind = 1 // IFLA_INFO_KIND: the driver's name, a string
+	iflaInfoData = 2 // IFLA_INFO_DATA: nested, the driver's own attributes
+
+	// Inside IFLA_INFO_DATA of a "tun" link (drivers/net/tun.c,
+	// tun_fill_info).
+	iflaTunOwner             = 1 // IFLA_TUN_OWNER: u32, absent when unset
+	iflaTunGroup             = 2 // IFLA_TUN_GROUP: u32, absent when unset
+	iflaTunType              = 3 // IFLA_TUN_TYPE: u8, IFF_TUN or IFF_TAP
+	iflaTunPI                = 4 // IFLA_TUN_PI: u8
+	iflaTunVnetHdr           = 5 // IFLA_TUN_VNET_HDR: u8
+	iflaTunPersist           = 6 // IFLA_TUN_PERSIST: u8
+	iflaTunMultiQueue        = 7 // IFLA_TUN_MULTI_QUEUE: u8
+	iflaTunNumQueues         = 8 // IFLA_TUN_NUM_QUEUES: u32, multi-queue only
+	iflaTunNumDisabledQueues = 9 // IFLA_TUN_NUM_DISABLED_QUEUES: u32, multi-queue only
+
+	// ifAliasSize is IFALIASZ (include/uapi/linux/if.h): an alias must be
+	// shorter, as the kernel counts a terminating NUL.
+	ifAliasSize = 256
 )
 
 // From include/uapi/linux/if_addr.h: address attributes.
 const (
-	ifaAddress = 1 // IFA_ADDRESS
-	ifaLocal   = 2 // IFA_LOCAL
-	ifaFlags   = 8 // IFA_FLAGS
+	ifaAddress   = 1 // IFA_ADDRESS
+	ifaLocal     = 2 // IFA_LOCAL
+	ifaBroadcast = 4 // IFA_BROADCAST
+	ifaFlags     = 8 // IFA_FLAGS
 )
 
 // From include/uapi/linux/socket.h and include/uapi/linux/if.h. AF_INET6 is

@@ -3,6 +3,7 @@ package nl
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -45,12 +46,27 @@ var (
 	// being read) on every attempt. The *Error's Errno is unix.EINTR
 	// too, and the dump is worth retrying later.
 	ErrDumpInterrupted = errors.New("dump interrupted by concurrent changes")
-	// ErrClosed reports use of a Conn after Close.
-	ErrClosed = errors.New("use of closed netlink connection")
+	// ErrClosed reports use of a Conn or LinkWatcher after Close, and a
+	// LinkWatcher.Next that Close interrupted. It also matches
+	// net.ErrClosed, as closed sockets do elsewhere in Go.
+	ErrClosed error = closedError{}
+	// ErrOverrun reports that the kernel dropped notifications because
+	// the LinkWatcher's socket buffer was full (ENOBUFS; the *Error's
+	// Errno is unix.ENOBUFS too). Events were lost: the caller should
+	// re-read the state it follows with a dump (Conn.Links), then go on
+	// calling Next, which works again at once.
+	ErrOverrun = errors.New("kernel dropped notifications: receive buffer overrun")
 	// ErrNotSupported is the cause of Dial's error on systems without
 	// rtnetlink (anything but Linux).
 	ErrNotSupported = errors.New("rtnetlink is not supported on this system")
 )
+
+// closedError is ErrClosed's type, so that errors.Is finds net.ErrClosed
+// through it while its text stays this package's.
+type closedError struct{}
+
+func (closedError) Error() string        { return "use of closed netlink connection" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }
 
 // Error formats as `nl: OP: CAUSE: ERRNO: "MESSAGE" (offset N)`, leaving out
 // the parts that are empty.

@@ -125,6 +125,69 @@ func linkPayload(l Link) []byte {
 	if l.Stats != nil {
 		e.bytes(iflaStats64, statsPayload(l.Stats))
 	}
+	if l.Alias != "" {
+		e.str(iflaIfalias, l.Alias)
+	}
+	if l.Kind != "" {
+		e.nested(iflaLinkinfo, func(e *encoder) {
+			e.str(iflaInfoKind, l.Kind)
+			if l.Tun != nil {
+				e.nested(iflaInfoData, func(e *encoder) { tunPayload(e, l.Tun) })
+			}
+		})
+	}
+	return e.b
+}
+
+// tunPayload encodes TunInfo as drivers/net/tun.c's tun_fill_info does:
+// owner and group only when set, queue counts only for multi-queue.
+func tunPayload(e *encoder, t *TunInfo) {
+	e.bytes(iflaTunType, []byte{t.Type})
+	if t.HasOwner {
+		e.u32(iflaTunOwner, t.Owner)
+	}
+	if t.HasGroup {
+		e.u32(iflaTunGroup, t.Group)
+	}
+	b := func(v bool) []byte {
+		if v {
+			return []byte{1}
+		}
+		return []byte{0}
+	}
+	e.bytes(iflaTunPI, b(t.PI))
+	e.bytes(iflaTunVnetHdr, b(t.VnetHdr))
+	e.bytes(iflaTunPersist, b(t.Persist))
+	e.bytes(iflaTunMultiQueue, b(t.MultiQueue))
+	if t.MultiQueue {
+		e.u32(iflaTunNumQueues, t.NumQueues)
+		e.u32(iflaTunNumDisabledQueues, t.NumDisabledQueues)
+	}
+}
+
+// routePayload encodes a single-path route as the kernel reports it in a
+// dump: rtm_table holds the id when it fits (RT_TABLE_COMPAT, 252, when
+// not) and RTA_TABLE always.
+func routePayload(r Route) []byte {
+	m := rtmsg{Family: family(r.Dst.Addr()), DstLen: uint8(r.Dst.Bits()), Table: 252,
+		Protocol: r.Protocol, Scope: r.Scope, Type: r.Type}
+	if r.Table < 256 {
+		m.Table = uint8(r.Table)
+	}
+	e := encoder{b: m.marshal()}
+	e.u32(rtaTable, r.Table)
+	if r.Dst.Bits() > 0 {
+		e.bytes(rtaDst, ipBytes(r.Dst.Addr()))
+	}
+	if r.Priority != 0 {
+		e.u32(rtaPriority, r.Priority)
+	}
+	if r.Gateway.IsValid() {
+		e.bytes(rtaGateway, ipBytes(r.Gateway))
+	}
+	if r.Index != 0 {
+		e.u32(rtaOIF, uint32(r.Index))
+	}
 	return e.b
 }
 
@@ -152,6 +215,9 @@ func addrPayload(a Addr) []byte {
 	if local.Is4() || a.Peer.IsValid() {
 		e.bytes(ifaLocal, ipBytes(local))
 	}
+	if a.Broadcast.IsValid() {
+		e.bytes(ifaBroadcast, ipBytes(a.Broadcast))
+	}
 	e.u32(ifaFlags, a.Flags)
 	return e.b
 }
@@ -161,8 +227,9 @@ func addrPayload(a Addr) []byte {
 // It applies SETLINK flags the way the kernel does, honouring ifi_change.
 type fakeRTNL struct {
 	*fakeKernel
-	links []Link
-	addrs []Addr
+	links  []Link
+	addrs  []Addr
+	routes []Route // served by the RTM_GETROUTE dump, by family
 }
 
 func newFakeRTNL() *fakeRTNL {
@@ -244,9 +311,30 @@ func (f *fakeRTNL) serve(req message) {
 				l.MTU = int(mtu)
 			case iflaIfname:
 				l.Name = attrString(a)
+			case iflaIfalias:
+				// The kernel takes the whole value, NUL or not.
+				l.Alias = attrString(a)
 			}
 		}
 		f.deliver(0, f.ack(req))
+	case rtmDelLink:
+		index, _ := f.parseLinkReq(req)
+		for i := range f.links {
+			if f.links[i].Index == index {
+				f.links = append(f.links[:i], f.links[i+1:]...)
+				f.deliver(0, f.ack(req))
+				return
+			}
+		}
+		f.fail(req, unix.ENODEV, "")
+	case rtmGetRoute:
+		fam := req.Data[0]
+		for _, r := range f.routes {
+			if family(r.Dst.Addr()) == fam {
+				f.deliver(0, f.reply(req, rtmNewRoute, nlmFMulti, routePayload(r)))
+			}
+		}
+		f.deliver(0, f.done(req, 0, 0, nil))
 	case rtmNewAddr, rtmDelAddr:
 		a, ok, err := parseAddr(req.Data)
 		if err != nil || !ok {
