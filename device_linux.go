@@ -124,6 +124,17 @@ func createDirect(s spec) (_ *Device, err error) {
 	fail = func(stepName string, cause error) error {
 		return &Error{Op: "create", Name: name, Err: fmt.Errorf("%s: %w", stepName, cause)}
 	}
+	// On a device this call made, owner and group at once: until they
+	// are set, any user who can open the clone device may attach a queue
+	// to a multi-queue device (the kernel checks them only when set), and
+	// should a later step fail the device goes anyway. (On a device that
+	// existed they come last; see below.)
+	ownedEarly := !existed
+	if ownedEarly {
+		if err := setOwnership(t, s); err != nil {
+			return nil, fail(err.step, err.err)
+		}
+	}
 	if err := step("open"); err != nil {
 		return nil, fail("open", err)
 	}
@@ -205,14 +216,9 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := step("ownership"); err != nil {
 		return nil, fail("ownership", err)
 	}
-	if s.owner >= 0 {
-		if err := t.SetOwner(s.owner); err != nil {
-			return nil, fail("owner", err)
-		}
-	}
-	if s.group >= 0 {
-		if err := t.SetGroup(s.group); err != nil {
-			return nil, fail("group", err)
+	if !ownedEarly {
+		if err := setOwnership(t, s); err != nil {
+			return nil, fail(err.step, err.err)
 		}
 	}
 	if s.persist {
@@ -231,6 +237,27 @@ func createDirect(s spec) (_ *Device, err error) {
 		d.enableOffloads(offloads, segments, append(offloadNotes, probeNotes...))
 	}
 	return d, nil
+}
+
+// stepError is a failed step of setOwnership.
+type stepError struct {
+	step string
+	err  error
+}
+
+// setOwnership applies the Owner and Group options, if given.
+func setOwnership(t *tun.Device, s spec) *stepError {
+	if s.owner >= 0 {
+		if err := t.SetOwner(s.owner); err != nil {
+			return &stepError{"owner", err}
+		}
+	}
+	if s.group >= 0 {
+		if err := t.SetGroup(s.group); err != nil {
+			return &stepError{"group", err}
+		}
+	}
+	return nil
 }
 
 // usableWithin bounds how long Create waits for the kernel to take an

@@ -201,6 +201,7 @@ type fakeInventory struct {
 }
 
 func (f *fakeInventory) HostAddrs() ([]HostAddr, error) { return nil, f.err }
+func (f *fakeInventory) HostRoutes() ([]HostRoute, error) { return nil, f.err }
 func (f *fakeInventory) LinkExists(i int) (bool, error) { return f.exists[i], f.err }
 
 func TestTracker(t *testing.T) {
@@ -253,5 +254,59 @@ func TestTracker(t *testing.T) {
 	inv.err = errors.New("netlink down")
 	if _, err := tr.reserve(1000, 2, pfx("fd00:6::1/64"), inv); err == nil || errors.Is(err, errReserve) || !strings.Contains(err.Error(), "netlink down") {
 		t.Fatalf("inventory failure must fail closed: %v", err)
+	}
+}
+
+// The host of the reproduction, as a route dump shows it: a
+// default route and a static IPv6 route in main, the metadata host route,
+// the kernel's fe80::/64 and local-table entries, and a route in table 100
+// that only an ip rule reaches.
+var testRoutes = []HostRoute{
+	{Dst: pfx("0.0.0.0/0"), Table: 254, Type: 1, Gateway: ip("192.0.2.1"), Index: 2, Name: "v0"},
+	{Dst: pfx("::/0"), Table: 254, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("192.0.2.0/24"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("169.254.169.254/32"), Table: 254, Type: 1, Gateway: ip("192.0.2.1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::/64"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("fd12:3456::/48"), Table: 254, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fe80::/64"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::2/128"), Table: 255, Type: rtnLocal, Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::/128"), Table: 255, Type: rtnAnycast, Index: 2, Name: "v0"},
+	{Dst: pfx("192.0.2.255/32"), Table: 255, Type: rtnBroadcast, Index: 2, Name: "v0"},
+	{Dst: pfx("fd55::/32"), Table: 100, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fd66::/48"), Table: 254, Type: 7},
+}
+
+func TestPolicyCheckRoutes(t *testing.T) {
+	p := DefaultPolicy()
+	p.AllowedPrefixes = append(p.AllowedPrefixes, pfx("169.254.0.0/16"), pfx("192.0.2.0/24"))
+	cases := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"beside every route", Request{Addr: pfx("fd77::1/64")}, ""},
+		{"IPv4 beside the metadata route", Request{Addr: pfx("169.254.7.1/24")}, ""},
+		{"link-local", Request{Addr: pfx("fe80::1234/64")}, ""},
+		{"local-table anycast and local entries", Request{Addr: pfx("fd00::2/128")}, "overlaps the route to fd00::/64 dev v0 (table main)"},
+		{"broadcast entry alone is exempt", Request{Addr: pfx("192.0.2.255/32")}, "overlaps the route to 192.0.2.0/24 dev v0 (table main)"},
+		{"metadata service", Request{Addr: pfx("169.254.169.1/24")}, "address: 169.254.169.1/24 overlaps the route to 169.254.169.254/32 via 192.0.2.1 dev v0 (table main)"},
+		{"static IPv6 route", Request{Addr: pfx("fd12:3456::1/64")}, "address: fd12:3456::1/64 overlaps the route to fd12:3456::/48 via fd00::1 dev v0 (table main)"},
+		{"containing a route", Request{Addr: pfx("fd12:3456::1/48")}, "overlaps the route to fd12:3456::/48"},
+		{"table 100", Request{Addr: pfx("fd55:0:1::1/64")}, "overlaps the route to fd55::/32 via fd00::1 dev v0 (table 100)"},
+		{"unreachable", Request{Addr: pfx("fd66::1/64")}, "overlaps the route to unreachable fd66::/48 (table main)"},
+		{"peer routed", Request{Addr: pfx("fd77::1/128"), Peer: ip("fd12:3456::9")}, "peer: fd12:3456::9 is inside the route to fd12:3456::/48 via fd00::1 dev v0 (table main)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.CheckRoutes(tc.req, testRoutes)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckRoutes refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("CheckRoutes allowed it, want %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("CheckRoutes error %q does not contain %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -502,7 +502,10 @@ func TestConnectionLimit(t *testing.T) {
 // must be served; at the end the server holds exactly the descriptors it
 // held before and no device is left.
 func TestAbuse(t *testing.T) {
-	ts := startServer(t, func(c *broker.Config) { c.MaxConnsPerUID = 4 })
+	ts := startServer(t, func(c *broker.Config) {
+		c.MaxConnsPerUID = 4
+		c.RefusalWindow = -1 // one audit record per connection, to count them (TestRefusalFloodSummarised covers the summaries)
+	})
 	ts.rootCreate(t, "fd00:1::1/64") // warm up: the first use opens the netpoller
 	base := len(ts.log.audits())
 	fdsBefore := leakcheck.FDs(t)
