@@ -200,9 +200,9 @@ type fakeInventory struct {
 	err    error
 }
 
-func (f *fakeInventory) HostAddrs() ([]HostAddr, error) { return nil, f.err }
+func (f *fakeInventory) HostAddrs() ([]HostAddr, error)   { return nil, f.err }
 func (f *fakeInventory) HostRoutes() ([]HostRoute, error) { return nil, f.err }
-func (f *fakeInventory) LinkExists(i int) (bool, error) { return f.exists[i], f.err }
+func (f *fakeInventory) LinkExists(i int) (bool, error)   { return f.exists[i], f.err }
 
 func TestTracker(t *testing.T) {
 	var tr tracker
