@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +223,66 @@ func TestRestartKeepsOwnership(t *testing.T) {
 	}
 	c.stop(10 * time.Second)
 	ts2.waitLinks(t, "tunmine")
+}
+
+// Credentials a client attaches (SCM_CREDENTIALS) are ignored, as
+// PROTOCOL.md says: the request is served as without them, and the
+// audit's identity is SO_PEERCRED's.
+func TestCredentialsIgnored(t *testing.T) {
+	ts := startServer(t, nil)
+	conn, err := net.Dial("unix", ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	uc := conn.(*net.UnixConn)
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
+	oob := unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: 0, Gid: 0})
+	req := frame(1, 1, attr(1, append(pfx("fd00:f::1/128").Addr().AsSlice(), 64)))
+	if _, _, err := uc.WriteMsgUnix(req, oob, nil); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, broker.MaxFrameSize)
+	rights := make([]byte, unix.CmsgSpace(4*broker.MaxQueues))
+	n, oobn, _, _, err := uc.ReadMsgUnix(buf, rights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := parseResponse(buf[:n])
+	if r.Status != "ok" {
+		t.Fatalf("request with credentials attached: %+v, want ok", r)
+	}
+	msgs, err := unix.ParseSocketControlMessage(rights[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("control messages %v, %v", msgs, err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("rights %v, %v", fds, err)
+	}
+	unix.Close(fds[0])
+	a := ts.log.waitAudits(t, 1)[0]
+	if a["result"] != "created" || a["uid"] != "0" || a["pid"] != fmt.Sprint(os.Getpid()) {
+		t.Errorf("audit %v", a)
+	}
+	ts.waitLinks(t)
+}
+
+// inventoryOnly is an Inventory that cannot keep devices.
+type inventoryOnly struct{}
+
+func (inventoryOnly) HostAddrs() ([]broker.HostAddr, error)   { return nil, nil }
+func (inventoryOnly) HostRoutes() ([]broker.HostRoute, error) { return nil, nil }
+func (inventoryOnly) LinkExists(int) (bool, error)            { return false, nil }
+
+// On Linux a server that could not watch its devices is refused at once.
+func TestNewServerNeedsKeeper(t *testing.T) {
+	_, err := broker.NewServer(broker.Config{
+		Create:    func(context.Context, broker.Request) (broker.Created, error) { return broker.Created{}, nil },
+		Group:     "4242",
+		Inventory: inventoryOnly{},
+	})
+	if err == nil || !strings.Contains(err.Error(), "is not a DeviceKeeper") {
+		t.Errorf("NewServer = %v, want the DeviceKeeper error", err)
+	}
 }

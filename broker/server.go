@@ -136,7 +136,11 @@ type socketFile struct {
 
 // NewServer checks cfg and returns a Server that is not yet listening.
 // Call it on a thread in the network namespace the devices should live in
-// when cfg.Inventory is nil (any thread of an ordinary process).
+// when cfg.Inventory is nil (any thread of an ordinary process). With a
+// DeviceKeeper it first finds the devices an earlier run marked (counting
+// live ones against their uid's quota, deleting those that persist or were
+// given away), then starts following link events; Shutdown or Close stops
+// that, so call one of them even if the Server never serves.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Create == nil {
 		return nil, errors.New("broker: NewServer: Config.Create is nil")
