@@ -16,3 +16,13 @@ func TestDialNotSupported(t *testing.T) {
 		t.Errorf("Op %q, want dial", ne.Op)
 	}
 }
+
+func TestWatchLinksNotSupported(t *testing.T) {
+	w, err := WatchLinks()
+	if w != nil || !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("WatchLinks() = %v, %v; want ErrNotSupported", w, err)
+	}
+	if ne := asError(t, err); ne.Op != "watchlinks" {
+		t.Errorf("Op %q, want watchlinks", ne.Op)
+	}
+}

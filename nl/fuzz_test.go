@@ -8,7 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FuzzParseMessages feeds arbitrary datagrams to the decoders and to a Conn.
+// FuzzParseMessages feeds arbitrary datagrams to the decoders, to a Conn
+// and to a LinkWatcher.
 // Nothing may panic or loop; every failure must be ErrMalformed; what parses
 // must account for every byte. Besides the seeds added here, testdata/fuzz
 // holds datagrams captured from a real 6.18 kernel (link and address dumps,
@@ -29,6 +30,28 @@ func FuzzParseMessages(f *testing.F) {
 	}, nil))
 	f.Add(k.done(req, 0, unix.EINTR, extAck("dump interrupted", 0)))
 	f.Add(marshalMessage(header{Type: rtmNewRoute}, routeRequest(Route{Dst: mustPrefix("fd00::/64"), Index: 3, Gateway: mustAddr("fe80::1")}, true)))
+	// Link info of a tun device and an alias, as a dump part and as
+	// notifications; an address with a broadcast address.
+	tunLink := Link{Index: 9, Name: "tun9", Type: 65534, Alias: "web", Kind: "tun",
+		Tun: &TunInfo{Type: 2, Owner: 1000, HasOwner: true, Group: 100, HasGroup: true, MultiQueue: true, NumQueues: 3, NumDisabledQueues: 1}}
+	f.Add(k.reply(req, rtmNewLink, nlmFMulti, linkPayload(tunLink)))
+	f.Add(bytes.Join([][]byte{
+		marshalMessage(header{Type: rtmNewLink, Pid: 77}, linkPayload(tunLink)),
+		marshalMessage(header{Type: rtmDelLink}, linkPayload(Link{Index: 4, Name: "v0", Kind: "veth"})),
+	}, nil))
+	f.Add(k.reply(req, rtmNewAddr, nlmFMulti, addrPayload(Addr{Index: 2, Prefix: mustPrefix("10.1.2.3/24"), Broadcast: mustAddr("10.1.2.255")})))
+	// Routes of a dump: a multipath IPv4 route and an IPv6 route in a
+	// table above 255.
+	mp := encoder{b: rtmsg{Family: afInet, DstLen: 16, Table: 254, Protocol: 3, Type: 1}.marshal()}
+	mp.bytes(rtaDst, []byte{10, 7, 0, 0})
+	mp.bytes(rtaMultipath, []byte{
+		16, 0, 0, 0, 3, 0, 0, 0, 8, 0, 5, 0, 192, 0, 2, 3,
+		16, 0, 0, 1, 4, 0, 0, 0, 8, 0, 5, 0, 192, 0, 2, 4,
+	})
+	f.Add(bytes.Join([][]byte{
+		k.reply(req, rtmNewRoute, nlmFMulti, mp.b),
+		k.reply(req, rtmNewRoute, nlmFMulti, routePayload(Route{Dst: mustPrefix("::/0"), Table: 1000, Type: 1, Index: 2, Gateway: mustAddr("fe80::1"), Priority: 1024})),
+	}, nil))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msgs, err := parseMessages(b)
@@ -40,6 +63,7 @@ func FuzzParseMessages(f *testing.F) {
 			checkMessages(t, b, msgs)
 		}
 		fuzzConn(t, b)
+		fuzzWatcher(t, b)
 	})
 }
 
@@ -72,8 +96,15 @@ func checkMessages(t *testing.T, b []byte, msgs []message) {
 			if st.TLVErr != nil && !errors.Is(st.TLVErr, ErrMalformed) {
 				t.Fatalf("ext-ack error %v is not ErrMalformed", st.TLVErr)
 			}
-		case rtmNewLink:
+		case rtmNewLink, rtmDelLink:
 			_, err = parseLink(m.Data)
+		case rtmNewRoute:
+			var rs []Route
+			var ok bool
+			rs, ok, err = parseRoutes(m.Data)
+			if err == nil && ok && len(rs) == 0 {
+				t.Fatalf("message %d: a route message of no routes", i)
+			}
 		case rtmNewAddr:
 			_, _, err = parseAddr(m.Data)
 		default:
@@ -97,6 +128,9 @@ func fuzzConn(t *testing.T, b []byte) {
 		func(c *Conn) error { _, err := c.Links(); return err },
 		func(c *Conn) error { _, err := c.Addrs(0); return err },
 		func(c *Conn) error { return c.SetLinkUp(2) },
+		func(c *Conn) error { _, err := c.Routes(); return err },
+		func(c *Conn) error { return c.SetLinkAlias(2, "x") },
+		func(c *Conn) error { return c.DeleteLink(2) },
 	}
 	for _, stamp := range []bool{false, true} {
 		for _, call := range calls {
@@ -113,6 +147,28 @@ func fuzzConn(t *testing.T, b []byte) {
 			if err != nil && !errors.As(err, &ne) {
 				t.Fatalf("error %v (%T) is not an *Error", err, err)
 			}
+		}
+	}
+}
+
+// fuzzWatcher hands b to a LinkWatcher as a notification from the kernel.
+// It may yield events or an ErrMalformed *Error, nothing else.
+func fuzzWatcher(t *testing.T, b []byte) {
+	src := newFakeEvents()
+	src.ch <- datagram{b: b}
+	w := &LinkWatcher{src: src}
+	defer w.Close()
+	evs, err := w.Next(0)
+	if err != nil {
+		var ne *Error
+		if !errors.As(err, &ne) || !errors.Is(err, ErrMalformed) {
+			t.Fatalf("watcher error %v (%T) is not an ErrMalformed *Error", err, err)
+		}
+		return
+	}
+	for _, ev := range evs {
+		if ev.Link.Tun != nil && ev.Link.Kind != "tun" {
+			t.Fatalf("event with Tun but Kind %q", ev.Link.Kind)
 		}
 	}
 }

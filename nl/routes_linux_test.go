@@ -1,7 +1,6 @@
 package nl
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -26,16 +25,6 @@ type ipRouteDetail struct {
 		Gateway string `json:"gateway"`
 		Dev     string `json:"dev"`
 	} `json:"nexthops"`
-}
-
-// routeKey is a route written out in full, for comparing lists.
-func routeKey(r Route) string {
-	gw := "-"
-	if r.Gateway.IsValid() {
-		gw = r.Gateway.String()
-	}
-	return fmt.Sprintf("%v table %d type %d proto %d scope %d metric %d oif %d via %s",
-		r.Dst, r.Table, r.Type, r.Protocol, r.Scope, r.Priority, r.Index, gw)
 }
 
 // ipRouteKeys lists ip's routes of one family ("-4", "-6") as routeKeys,
