@@ -123,7 +123,13 @@ func (s *Server) resync() {
 // inspect reaps l if it is a marked device that has been tampered with.
 func (s *Server) inspect(l TunLink) {
 	uid, ok := parseMark(l.Alias)
-	if !ok || !l.Known {
+	if !ok {
+		return
+	}
+	if !l.Known {
+		s.unknownOnce.Do(func() {
+			s.log.Error("the kernel does not report TUN attributes (IFLA_TUN_*, Linux 4.15 and later): brokered devices made persistent or given away cannot be noticed", "device", l.Name, "uid", uid)
+		})
 		return
 	}
 	if why := tampered(l, uid); why != "" {

@@ -111,6 +111,7 @@ type Server struct {
 	keeper        DeviceKeeper   // nil where devices cannot outlive their fds
 	keepDone      chan struct{}  // closed when the keeper goroutine returns
 	refusals      refusalLimiter // summarises floods of refusals
+	unknownOnce   sync.Once      // the warning about a kernel without TUN attributes
 
 	ctx    context.Context // canceled by Shutdown/Close: aborts creations
 	cancel context.CancelFunc
