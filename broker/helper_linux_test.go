@@ -499,10 +499,11 @@ func (c *child) stop(wait time.Duration) error {
 //	raw      send TUNDRA_RAW (hex) and print the response
 //	flood    open TUNDRA_FLOOD connections at once, print, then read every
 //	         answer and print the statuses
-//	tamper   create, then apply TUNDRA_TAMPER to the first fd (persist,
+//	tamper   create, then apply TUNDRA_TAMPER to the last fd (persist,
 //	         owner=UID or group=GID, as ioctls), print a line, close every
 //	         fd if TUNDRA_CLOSE is set (print a line), hold until stdin
-//	         closes
+//	         closes; with TUNDRA_CLOSE_FIRST, close every other fd before
+//	         the tampering
 //	stranger open the clone device TUNDRA_CLONE and attach with TUNSETIFF
 //	         to TUNDRA_NAME (multi-queue if TUNDRA_MQ is set); print the
 //	         errno (Errno 0: attached); hold until stdin closes
@@ -577,14 +578,21 @@ func helperMain(mode string) int {
 		what, arg, _ := strings.Cut(os.Getenv("TUNDRA_TAMPER"), "=")
 		var n int
 		fmt.Sscan(arg, &n)
+		last := cr.Fds[len(cr.Fds)-1]
+		if os.Getenv("TUNDRA_CLOSE_FIRST") != "" {
+			for i, fd := range cr.Fds[:len(cr.Fds)-1] {
+				unix.Close(fd)
+				cr.Fds[i] = -1
+			}
+		}
 		var terr error
 		switch what {
 		case "persist":
-			terr = unix.IoctlSetInt(cr.Fds[0], unix.TUNSETPERSIST, 1)
+			terr = unix.IoctlSetInt(last, unix.TUNSETPERSIST, 1)
 		case "owner":
-			terr = unix.IoctlSetInt(cr.Fds[0], unix.TUNSETOWNER, n)
+			terr = unix.IoctlSetInt(last, unix.TUNSETOWNER, n)
 		case "group":
-			terr = unix.IoctlSetInt(cr.Fds[0], unix.TUNSETGROUP, n)
+			terr = unix.IoctlSetInt(last, unix.TUNSETGROUP, n)
 		default:
 			terr = fmt.Errorf("unknown tampering %q", what)
 		}

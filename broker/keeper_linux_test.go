@@ -114,9 +114,11 @@ func TestOwnedAtBirth(t *testing.T) {
 }
 
 // A member that makes its device persistent or gives it another owner or
-// group, keeping its descriptor or closing it right after, finds the
-// device deleted within a second; the log names the uid. Afterwards a
-// stranger cannot attach to (nor create) the name.
+// group finds the device deleted within a second, whether it tampers and
+// keeps its descriptor, tampers and closes it right after, or (with two
+// queues) closes one descriptor and tampers through the other; the log
+// names the uid. Afterwards a stranger cannot attach to (nor create) the
+// name.
 func TestReapTampered(t *testing.T) {
 	ts := startServer(t, nil)
 	clone := cloneNode(t)
@@ -127,14 +129,19 @@ func TestReapTampered(t *testing.T) {
 	}
 	n := 0
 	for _, tp := range tampers {
-		for _, closeFD := range []bool{false, true} {
+		for _, when := range []string{"fd kept", "fd closed after", "other queue closed before"} {
 			n++
-			name := fmt.Sprintf("%s, fd %s", tp.env, map[bool]string{false: "kept", true: "closed"}[closeFD])
+			name := tp.env + ", " + when
+			closeFD := when == "fd closed after"
 			t.Run(name, func(t *testing.T) {
 				req := broker.Request{Addr: pfx(fmt.Sprintf("fd00:c%d::1/64", n)), Name: fmt.Sprintf("tunr%d", n)}
 				env := []string{jsonEnv(t, "TUNDRA_REQUEST", req), "TUNDRA_TAMPER=" + tp.env}
 				if closeFD {
 					env = append(env, "TUNDRA_CLOSE=1")
+				}
+				if when == "other queue closed before" {
+					req.Queues = 2
+					env = []string{jsonEnv(t, "TUNDRA_REQUEST", req), "TUNDRA_TAMPER=" + tp.env, "TUNDRA_CLOSE_FIRST=1"}
 				}
 				m := ts.startChild(t, asMember, "tamper", env...)
 				if r := m.next(t); r.Err != "" {
