@@ -1,8 +1,6 @@
 package broker_test
 
 import (
-	"encoding/json"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +104,4 @@ func TestRouteCheck(t *testing.T) {
 	if !found {
 		t.Errorf("no audit record names table 100: %v", ts.log.audits())
 	}
-	_ = json.Marshal
-	_ = netip.Addr{}
 }
