@@ -208,9 +208,9 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := waitUsable(c, s.local, within); err != nil {
 		return nil, fail("address "+s.local.String(), err)
 	}
-	// Ownership and persistence last, once nothing else can fail: on a
-	// device that existed, what they replace is not known, so they could
-	// not be put back. (Were SetGroup or SetPersist to fail after SetOwner
+	// Persistence, and on a device that existed ownership too, last, once
+	// nothing else can fail: on a device that existed, what they replace
+	// is not known, so they could not be put back. (Were SetGroup or SetPersist to fail after SetOwner
 	// succeeded on such a device, its owner would stay changed; all three
 	// need the same privilege, so that does not happen in practice.)
 	if err := step("ownership"); err != nil {
