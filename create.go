@@ -82,6 +82,11 @@ func BrokerCreate(ctx context.Context, r broker.Request) (broker.Created, error)
 		return broker.Created{}, err
 	}
 	opts := []Option{Name(r.Name), Exclusive(), Mode(DirectOnly)}
+	if uid, ok := broker.RequesterUID(ctx); ok {
+		// Owned from birth: only the member (or CAP_NET_ADMIN) can attach
+		// to the device, even where the clone device is world-writable.
+		opts = append(opts, Owner(int(uid)))
+	}
 	if r.Peer.IsValid() {
 		opts = append(opts, Peer(r.Peer))
 	}

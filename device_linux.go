@@ -131,6 +131,17 @@ func createDirect(s spec) (_ *Device, err error) {
 	fail = func(stepName string, cause error) error {
 		return &Error{Op: "create", Name: name, Err: fmt.Errorf("%s: %w", stepName, cause)}
 	}
+	// On a device this call made, owner and group at once: until they
+	// are set, any user who can open the clone device may attach a queue
+	// to a multi-queue device (the kernel checks them only when set), and
+	// should a later step fail the device goes anyway. (On a device that
+	// existed they come last; see below.)
+	ownedEarly := !existed
+	if ownedEarly {
+		if err := setOwnership(t, s); err != nil {
+			return nil, fail(err.step, err.err)
+		}
+	}
 	if err := step("open"); err != nil {
 		return nil, fail("open", err)
 	}
@@ -204,22 +215,17 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err := waitUsable(c, s.local, within); err != nil {
 		return nil, fail("address "+s.local.String(), err)
 	}
-	// Ownership and persistence last, once nothing else can fail: on a
-	// device that existed, what they replace is not known, so they could
-	// not be put back. (Were SetGroup or SetPersist to fail after SetOwner
+	// Persistence, and on a device that existed ownership too, last, once
+	// nothing else can fail: on a device that existed, what they replace
+	// is not known, so they could not be put back. (Were SetGroup or SetPersist to fail after SetOwner
 	// succeeded on such a device, its owner would stay changed; all three
 	// need the same privilege, so that does not happen in practice.)
 	if err := step("ownership"); err != nil {
 		return nil, fail("ownership", err)
 	}
-	if s.owner >= 0 {
-		if err := t.SetOwner(s.owner); err != nil {
-			return nil, fail("owner", err)
-		}
-	}
-	if s.group >= 0 {
-		if err := t.SetGroup(s.group); err != nil {
-			return nil, fail("group", err)
+	if !ownedEarly {
+		if err := setOwnership(t, s); err != nil {
+			return nil, fail(err.step, err.err)
 		}
 	}
 	if s.persist {
@@ -238,6 +244,27 @@ func createDirect(s spec) (_ *Device, err error) {
 		d.enableOffloads(offloads, segments, append(offloadNotes, probeNotes...))
 	}
 	return d, nil
+}
+
+// stepError is a failed step of setOwnership.
+type stepError struct {
+	step string
+	err  error
+}
+
+// setOwnership applies the Owner and Group options, if given.
+func setOwnership(t *tun.Device, s spec) *stepError {
+	if s.owner >= 0 {
+		if err := t.SetOwner(s.owner); err != nil {
+			return &stepError{"owner", err}
+		}
+	}
+	if s.group >= 0 {
+		if err := t.SetGroup(s.group); err != nil {
+			return &stepError{"group", err}
+		}
+	}
+	return nil
 }
 
 // usableWithin bounds how long Create waits for the kernel to take an

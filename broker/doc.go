@@ -26,9 +26,15 @@
 //   - An unauthorized peer is answered and dropped before a byte of its
 //     request is parsed.
 //   - Members are limited by a Policy: which address prefixes they may
-//     claim (by default unique-local and link-local only, never a prefix
-//     that overlaps another interface's), which interface names, which MTU
-//     range, how many queues, TAP or not, and how many live devices per uid.
+//     claim (by default unique-local and IPv6 link-local only, no wider
+//     than a /48, never a prefix that overlaps another interface's address
+//     or a destination the host routes in any table), which interface
+//     names (always plain ASCII), which MTU range, how many queues, TAP or
+//     not, and how many live devices per uid.
+//   - A device belongs to its member from birth (TUNSETOWNER) and carries
+//     the server's mark (its alias). The server follows link events and
+//     deletes a marked device made persistent or given another owner or a
+//     group; a restarted server finds its marked devices again.
 //     Root is not subject to the policy, since it could do the same without
 //     the broker.
 //   - Every byte a client sends is treated as hostile: frames have a hard
@@ -39,7 +45,8 @@
 //     is answered with StatusBusy from the accept loop with one non-blocking
 //     write, so the loop itself never waits on a client.
 //   - One log/slog audit record per connection says who asked (uid, gid,
-//     pid), what, what was done, and why a request was refused.
+//     pid), what, what was done, and why a request was refused; repeated
+//     refusals of one uid are summarised (Config.RefusalWindow).
 //
 // The wire protocol is specified in PROTOCOL.md beside this file.
 //

@@ -193,6 +193,28 @@ func (r *recorder) waitAudits(t testing.TB, n int) []map[string]string {
 	}
 }
 
+// waitRecord waits until some record satisfies match and returns it.
+func (r *recorder) waitRecord(t testing.TB, match func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		recs := slices.Clone(r.records)
+		r.mu.Unlock()
+		for _, m := range recs {
+			if match(m) {
+				return m
+			}
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for a log record; have %v", recs)
+		}
+	}
+}
+
 // testServer is a Server running in this process inside ns.
 type testServer struct {
 	ns   *netnstest.Namespace
@@ -201,20 +223,42 @@ type testServer struct {
 	dir  string
 	log  *recorder
 	nl   *nl.Conn
+
+	stopOnce sync.Once
+	stopFn   func()
 }
+
+// stop shuts the server down (Shutdown, Serve's return, socket removed),
+// as the test's cleanup would; calling it again does nothing.
+func (ts *testServer) stop() { ts.stopOnce.Do(ts.stopFn) }
 
 // startServer starts a server in a fresh namespace with a world-reachable
 // socket (mode 0666 unless mod sets another), so that the tests exercise
 // the server's own authorization. mod may adjust the Config.
 func startServer(t *testing.T, mod func(*broker.Config)) *testServer {
 	t.Helper()
-	ns := netnstest.New(t)
+	return startServerIn(t, netnstest.New(t), mod)
+}
+
+// startServerIn is startServer in an existing namespace: a restarted
+// server finds what the first one left there.
+func startServerIn(t *testing.T, ns *netnstest.Namespace, mod func(*broker.Config)) *testServer {
+	t.Helper()
 	ts := &testServer{ns: ns, dir: testDir(t), log: newRecorder(t)}
 	ts.path = filepath.Join(ts.dir, "tundra.sock")
-	if err := ns.Do(func() (err error) { ts.nl, err = nl.Dial(); return err }); err != nil {
+	var w *nl.LinkWatcher
+	if err := ns.Do(func() (err error) {
+		if ts.nl, err = nl.Dial(); err != nil {
+			return err
+		}
+		if w, err = nl.WatchLinks(); err != nil {
+			ts.nl.Close()
+		}
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ts.nl.Close() })
+	t.Cleanup(func() { w.Close(); ts.nl.Close() })
 	pol := broker.DefaultPolicy()
 	cfg := broker.Config{
 		Create: func(ctx context.Context, r broker.Request) (c broker.Created, err error) {
@@ -226,7 +270,7 @@ func startServer(t *testing.T, mod func(*broker.Config)) *testServer {
 		SocketMode: 0o666,
 		Timeout:    time.Second,
 		Logger:     slog.New(ts.log),
-		Inventory:  broker.NetlinkInventory(ts.nl),
+		Inventory:  broker.NetlinkInventory(ts.nl, w),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -242,7 +286,7 @@ func startServer(t *testing.T, mod func(*broker.Config)) *testServer {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
+	ts.stopFn = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -254,7 +298,8 @@ func startServer(t *testing.T, mod func(*broker.Config)) *testServer {
 		if _, err := os.Lstat(ts.path); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket %s still exists after Shutdown: %v", ts.path, err)
 		}
-	})
+	}
+	t.Cleanup(ts.stop)
 	return ts
 }
 
@@ -454,6 +499,14 @@ func (c *child) stop(wait time.Duration) error {
 //	raw      send TUNDRA_RAW (hex) and print the response
 //	flood    open TUNDRA_FLOOD connections at once, print, then read every
 //	         answer and print the statuses
+//	tamper   create, then apply TUNDRA_TAMPER to the last fd (persist,
+//	         owner=UID or group=GID, as ioctls), print a line, close every
+//	         fd if TUNDRA_CLOSE is set (print a line), hold until stdin
+//	         closes; with TUNDRA_CLOSE_FIRST, close every other fd before
+//	         the tampering
+//	stranger open the clone device TUNDRA_CLONE and attach with TUNSETIFF
+//	         to TUNDRA_NAME (multi-queue if TUNDRA_MQ is set); print the
+//	         errno (Errno 0: attached); hold until stdin closes
 func helperMain(mode string) int {
 	out := json.NewEncoder(os.Stdout)
 	c := broker.Client{Path: os.Getenv("TUNDRA_SOCKET")}
@@ -515,9 +568,77 @@ func helperMain(mode string) int {
 		return 0
 	case "flood":
 		return flood(c.Path, out)
+	case "tamper":
+		cr, err := c.Create(ctx, req)
+		out.Encode(toResult(cr, err))
+		if err != nil {
+			waitStdin()
+			return 0
+		}
+		what, arg, _ := strings.Cut(os.Getenv("TUNDRA_TAMPER"), "=")
+		var n int
+		fmt.Sscan(arg, &n)
+		last := cr.Fds[len(cr.Fds)-1]
+		if os.Getenv("TUNDRA_CLOSE_FIRST") != "" {
+			for i, fd := range cr.Fds[:len(cr.Fds)-1] {
+				unix.Close(fd)
+				cr.Fds[i] = -1
+			}
+		}
+		var terr error
+		switch what {
+		case "persist":
+			terr = unix.IoctlSetInt(last, unix.TUNSETPERSIST, 1)
+		case "owner":
+			terr = unix.IoctlSetInt(last, unix.TUNSETOWNER, n)
+		case "group":
+			terr = unix.IoctlSetInt(last, unix.TUNSETGROUP, n)
+		default:
+			terr = fmt.Errorf("unknown tampering %q", what)
+		}
+		r := result{Event: "tampered"}
+		if terr != nil {
+			r.Err = terr.Error()
+		}
+		out.Encode(r)
+		if os.Getenv("TUNDRA_CLOSE") != "" {
+			cr.Close()
+			out.Encode(result{Event: "closed"})
+		}
+		waitStdin()
+		cr.Close()
+		return 0
+	case "stranger":
+		out.Encode(attachAs(os.Getenv("TUNDRA_CLONE"), os.Getenv("TUNDRA_NAME"), os.Getenv("TUNDRA_MQ") != ""))
+		waitStdin()
+		return 0
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// attachAs opens the clone device at clone and asks TUNSETIFF for the TUN
+// device name, as any user may try: it attaches when the device has no
+// owner or group (or they match), and creates it with CAP_NET_ADMIN.
+func attachAs(clone, name string, multiQueue bool) result {
+	fd, err := unix.Open(clone, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return result{Op: "open", Err: err.Error(), Errno: int(err.(unix.Errno))}
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return result{Op: "ifreq", Err: err.Error()}
+	}
+	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if multiQueue {
+		flags |= unix.IFF_MULTI_QUEUE
+	}
+	ifr.SetUint16(flags)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return result{Op: "TUNSETIFF", Err: err.Error(), Errno: int(err.(unix.Errno))}
+	}
+	return result{Op: "TUNSETIFF", Name: ifr.Name()}
 }
 
 func toResult(cr broker.Created, err error) result {

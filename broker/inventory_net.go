@@ -42,6 +42,12 @@ func (netInventory) HostAddrs() ([]HostAddr, error) {
 	return out, nil
 }
 
+// HostRoutes returns no routes: the standard library cannot list them, so
+// where this inventory is the default (macOS and the BSDs) a member's
+// request is not checked against the routing table. Give such a host an
+// allowed-prefix policy that no route of its uses.
+func (netInventory) HostRoutes() ([]HostRoute, error) { return nil, nil }
+
 func (netInventory) LinkExists(index int) (bool, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {

@@ -36,7 +36,7 @@ func TestNetInventoryMatchesNetlink(t *testing.T) {
 			return err
 		}
 		defer c.Close()
-		if fromNL, err = NetlinkInventory(c).HostAddrs(); err != nil {
+		if fromNL, err = NetlinkInventory(c, nil).HostAddrs(); err != nil {
 			return err
 		}
 		l, err := c.LinkByName("inv0")

@@ -38,25 +38,29 @@ func TestPolicyCheck(t *testing.T) {
 		{"ULA", ok(Request{Addr: pfx("fd00:1::1/64")}), ""},
 		{"ULA host route with peer", ok(Request{Addr: pfx("fd00:1::1/128"), Peer: ip("fd00:1::2")}), ""},
 		{"link-local beside eth0's fe80::/64", ok(Request{Addr: pfx("fe80::99/64")}), ""},
-		{"IPv4 link-local", ok(Request{Addr: pfx("169.254.77.1/24")}), ""},
+		{"IPv4 link-local", ok(Request{Addr: pfx("169.254.77.1/24")}), "address: 169.254.77.1/24 is not inside an allowed prefix (fc00::/7, fe80::/10)"},
+		{"metadata service", ok(Request{Addr: pfx("169.254.169.1/24")}), "not inside an allowed prefix"},
+		{"ULA /48", ok(Request{Addr: pfx("fd00:1::1/48")}), ""},
+		{"ULA /47", ok(Request{Addr: pfx("fd00:1::1/47")}), "address: prefix length /47 of fd00:1::1/47 is outside the allowed /48../128 for IPv6"},
+		{"fc00::/7 taken with a /8", ok(Request{Addr: pfx("fd00::1/8")}), "prefix length /8"},
 		{"name pattern", ok(Request{Addr: pfx("fd00:1::1/64"), Name: "tun%d"}), ""},
 		{"name tap7", ok(Request{Addr: pfx("fd00:1::1/64"), Name: "tap7", TAP: true, MTU: 9000, Queues: 8}), ""},
 
-		{"global IPv6", ok(Request{Addr: pfx("2001:db8::1/64")}), "address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10, 169.254.0.0/16)"},
+		{"global IPv6", ok(Request{Addr: pfx("2001:db8::1/64")}), "address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10)"},
 		{"private IPv4", ok(Request{Addr: pfx("10.0.0.1/24")}), "not inside an allowed prefix"},
 		{"wider than allowed", ok(Request{Addr: pfx("fd00::1/6")}), "fd00::1/6 is not inside an allowed prefix"},
 		{"default route", ok(Request{Addr: pfx("fd00::1/0")}), "address: fd00::1/0 is a default route"},
 		{"peer outside", ok(Request{Addr: pfx("fd00:1::1/64"), Peer: ip("2001:db8::2")}), "peer: 2001:db8::2 is not inside an allowed prefix"},
 		{"eth0's prefix", ok(Request{Addr: pfx("fd12:3456::99/64")}), "address: fd12:3456::99/64 overlaps fd12:3456::10/64 of interface eth0"},
-		{"containing eth0's prefix", ok(Request{Addr: pfx("fd12::1/16")}), "overlaps fd12:3456::10/64 of interface eth0"},
+		{"containing eth0's prefix", ok(Request{Addr: pfx("fd12:3456::1/48")}), "overlaps fd12:3456::10/64 of interface eth0"},
 		{"inside eth0's prefix", ok(Request{Addr: pfx("fd12:3456::99/128")}), "overlaps fd12:3456::10/64 of interface eth0"},
 		{"wg0's address", ok(Request{Addr: pfx("fd99::1/128")}), "overlaps fd99::1/128 of interface wg0"},
 		{"contains wg0's peer", ok(Request{Addr: pfx("fd99::2/128")}), "contains fd99::2, the peer of interface wg0"},
 		{"peer on eth0", ok(Request{Addr: pfx("fd00:1::1/128"), Peer: ip("fd12:3456::77")}), "peer: fd12:3456::77 is inside fd12:3456::10/64 of interface eth0"},
-		{"IPv4 link-local in use", ok(Request{Addr: pfx("169.254.10.5/32")}), "overlaps 169.254.10.1/24 of interface ll4"},
+		{"peer is wg0's peer", ok(Request{Addr: pfx("fd00:1::1/128"), Peer: ip("fd99::2")}), "peer: fd99::2 is the peer of interface wg0"},
 		{"name", ok(Request{Addr: pfx("fd00:1::1/64"), Name: "eth1"}), "name: eth1 matches none of the allowed patterns (tun*, tap*)"},
 		{"mtu high", ok(Request{Addr: pfx("fd00:1::1/64"), MTU: 9001}), "mtu: 9001 is outside the allowed 1280..9000"},
-		{"mtu low", ok(Request{Addr: pfx("169.254.77.1/24"), MTU: 576}), "mtu: 576 is outside the allowed 1280..9000"},
+		{"mtu low", ok(Request{Addr: pfx("10.0.0.1/24"), MTU: 576}), "mtu: 576 is outside the allowed 1280..9000"},
 		{"queues", ok(Request{Addr: pfx("fd00:1::1/64"), Queues: 9}), "queues: 9 exceeds the limit of 8"},
 	}
 	for _, tc := range cases {
@@ -143,6 +147,11 @@ func TestRequestValidate(t *testing.T) {
 		{Request{Addr: pfx("fd00::1/64"), MTU: 67}, "mtu: 67 is outside 68..65535"},
 		{Request{Addr: pfx("fd00::1/64"), MTU: 1279}, "below 1280"},
 		{Request{Addr: pfx("fd00::1/64"), Name: "a/b"}, "name:"},
+		{Request{Addr: pfx("fd00::1/64"), Name: "Tun_0.x-%d"}, ""},
+		{Request{Addr: pfx("fd00::1/64"), Name: "tun\x1b]0;PWN\x07"}, `name: "tun\x1b]0;PWN\a": byte 0x1b at offset 3 is not allowed`},
+		{Request{Addr: pfx("fd00::1/64"), Name: "tun\xff\xfe"}, "byte 0xff at offset 3 is not allowed"},
+		{Request{Addr: pfx("fd00::1/64"), Name: "tun+1"}, "byte 0x2b at offset 3"},
+		{Request{Addr: pfx("fd00::1/64"), Name: "tun%s"}, "'%' is only allowed once"},
 		{Request{Addr: pfx("fd00::1/64"), Queues: -1}, "queues: -1"},
 		{Request{Addr: pfx("fd00::1/64"), Queues: 254}, "queues: 254"},
 	}
@@ -191,8 +200,9 @@ type fakeInventory struct {
 	err    error
 }
 
-func (f *fakeInventory) HostAddrs() ([]HostAddr, error) { return nil, f.err }
-func (f *fakeInventory) LinkExists(i int) (bool, error) { return f.exists[i], f.err }
+func (f *fakeInventory) HostAddrs() ([]HostAddr, error)   { return nil, f.err }
+func (f *fakeInventory) HostRoutes() ([]HostRoute, error) { return nil, f.err }
+func (f *fakeInventory) LinkExists(i int) (bool, error)   { return f.exists[i], f.err }
 
 func TestTracker(t *testing.T) {
 	var tr tracker
@@ -244,5 +254,59 @@ func TestTracker(t *testing.T) {
 	inv.err = errors.New("netlink down")
 	if _, err := tr.reserve(1000, 2, pfx("fd00:6::1/64"), inv); err == nil || errors.Is(err, errReserve) || !strings.Contains(err.Error(), "netlink down") {
 		t.Fatalf("inventory failure must fail closed: %v", err)
+	}
+}
+
+// The host of the issue's reproduction, as a route dump shows it: a
+// default route and a static IPv6 route in main, the metadata host route,
+// the kernel's fe80::/64 and local-table entries, and a route in table 100
+// that only an ip rule reaches.
+var testRoutes = []HostRoute{
+	{Dst: pfx("0.0.0.0/0"), Table: 254, Type: 1, Gateway: ip("192.0.2.1"), Index: 2, Name: "v0"},
+	{Dst: pfx("::/0"), Table: 254, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("192.0.2.0/24"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("169.254.169.254/32"), Table: 254, Type: 1, Gateway: ip("192.0.2.1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::/64"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("fd12:3456::/48"), Table: 254, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fe80::/64"), Table: 254, Type: 1, Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::2/128"), Table: 255, Type: rtnLocal, Index: 2, Name: "v0"},
+	{Dst: pfx("fd00::/128"), Table: 255, Type: rtnAnycast, Index: 2, Name: "v0"},
+	{Dst: pfx("192.0.2.255/32"), Table: 255, Type: rtnBroadcast, Index: 2, Name: "v0"},
+	{Dst: pfx("fd55::/32"), Table: 100, Type: 1, Gateway: ip("fd00::1"), Index: 2, Name: "v0"},
+	{Dst: pfx("fd66::/48"), Table: 254, Type: 7},
+}
+
+func TestPolicyCheckRoutes(t *testing.T) {
+	p := DefaultPolicy()
+	p.AllowedPrefixes = append(p.AllowedPrefixes, pfx("169.254.0.0/16"), pfx("192.0.2.0/24"))
+	cases := []struct {
+		name string
+		req  Request
+		want string
+	}{
+		{"beside every route", Request{Addr: pfx("fd77::1/64")}, ""},
+		{"IPv4 beside the metadata route", Request{Addr: pfx("169.254.7.1/24")}, ""},
+		{"link-local", Request{Addr: pfx("fe80::1234/64")}, ""},
+		{"local-table anycast and local entries", Request{Addr: pfx("fd00::2/128")}, "overlaps the route to fd00::/64 dev v0 (table main)"},
+		{"broadcast entry alone is exempt", Request{Addr: pfx("192.0.2.255/32")}, "overlaps the route to 192.0.2.0/24 dev v0 (table main)"},
+		{"metadata service", Request{Addr: pfx("169.254.169.1/24")}, "address: 169.254.169.1/24 overlaps the route to 169.254.169.254/32 via 192.0.2.1 dev v0 (table main)"},
+		{"static IPv6 route", Request{Addr: pfx("fd12:3456::1/64")}, "address: fd12:3456::1/64 overlaps the route to fd12:3456::/48 via fd00::1 dev v0 (table main)"},
+		{"containing a route", Request{Addr: pfx("fd12:3456::1/48")}, "overlaps the route to fd12:3456::/48"},
+		{"table 100", Request{Addr: pfx("fd55:0:1::1/64")}, "overlaps the route to fd55::/32 via fd00::1 dev v0 (table 100)"},
+		{"unreachable", Request{Addr: pfx("fd66::1/64")}, "overlaps the route to unreachable fd66::/48 (table main)"},
+		{"peer routed", Request{Addr: pfx("fd77::1/128"), Peer: ip("fd12:3456::9")}, "peer: fd12:3456::9 is inside the route to fd12:3456::/48 via fd00::1 dev v0 (table main)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.CheckRoutes(tc.req, testRoutes)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckRoutes refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("CheckRoutes allowed it, want %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("CheckRoutes error %q does not contain %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -174,6 +174,12 @@ func (a *attrs) next() (typ uint16, v []byte, ok bool, err error) {
 	if n > len(a.b)-attrHdrLen {
 		return 0, nil, false, malformed("attribute %d claims %d bytes, %d remain", typ, n, len(a.b)-attrHdrLen)
 	}
+	if typ == 0 {
+		// Types start at 1; without this check a leading type 0 would be
+		// reported as following a previous "attribute 0" that was never
+		// sent (a.last starts at 0).
+		return 0, nil, false, malformed("attribute type 0 is not defined (types start at 1)")
+	}
 	if typ <= a.last {
 		return 0, nil, false, malformed("attribute %d follows attribute %d (types must strictly increase)", typ, a.last)
 	}

@@ -161,6 +161,8 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"prefix too long", hdr + "00000009 0001 0005 0a010203 21", "prefix length 33 exceeds 32", nil},
 		{"duplicate address", hdr + "00000012 0001 0005 0a01020318 0001 0005 0a01020318", "types must strictly increase", nil},
 		{"out of order", hdr + "00000011 0003 0004 00000578 0001 0005 0a01020318", "types must strictly increase", nil},
+		{"type zero first", hdr + "0000000d 0000 0000 0001 0005 0a01020318", "attribute type 0 is not defined (types start at 1)", nil},
+		{"type zero later", hdr + "0000000d 0001 0005 0a01020318 0000 0000", "attribute type 0 is not defined", nil},
 		{"unknown attribute", hdr + "0000000d 0001 0005 0a01020318 0009 0000", "unknown request attribute 9", nil},
 		{"peer family", hdr + "0000001d 0001 0005 0a01020318 0002 0010 fd000000000000000000000000000002", "different families", nil},
 		{"mapped address", hdr + "00000015 0001 0011 00000000000000000000ffff0a010203 60", "IPv4-mapped", nil},

@@ -131,9 +131,27 @@ func (r Request) Validate() error {
 		if err := tun.ValidateName(r.Name); err != nil {
 			return fmt.Errorf("name: %w", err)
 		}
+		if err := checkNameBytes(r.Name); err != nil {
+			return err
+		}
 	}
 	if r.Queues < 0 || r.Queues > MaxQueues {
 		return fmt.Errorf("queues: %d is outside 1..%d", r.Queues, MaxQueues)
+	}
+	return nil
+}
+
+// checkNameBytes allows only [A-Za-z0-9._-] and the '%' of a "%d" (whose
+// single use tun.ValidateName has checked already).
+func checkNameBytes(name string) error {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		case c == '%' && i+1 < len(name) && name[i+1] == 'd':
+		default:
+			return fmt.Errorf("name: %s: byte 0x%02x at offset %d is not allowed (only A-Z, a-z, 0-9, '.', '_', '-' and one %%d)", quoteName(name), c, i)
+		}
 	}
 	return nil
 }

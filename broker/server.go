@@ -77,11 +77,18 @@ type Config struct {
 	// Logger receives one audit record per connection and the server's
 	// own events; nil means slog.Default().
 	Logger *slog.Logger
-	// Inventory reports the host's addresses (for the policy) and whether
-	// a device still exists (for the per-uid quota). Nil means rtnetlink
-	// in the network namespace of the thread that calls NewServer (Linux
-	// only; elsewhere every member request then fails).
+	// Inventory reports the host's addresses and routes (for the policy)
+	// and whether a device still exists (for the per-uid quota). On Linux
+	// it must also be a DeviceKeeper, through which the Server marks,
+	// watches and reaps the devices it made. Nil means rtnetlink in the
+	// network namespace of the thread that calls NewServer (on Linux;
+	// elsewhere the standard library's view of the interfaces).
 	Inventory Inventory
+	// RefusalWindow is how long repeated refusals of one uid with one
+	// status are gathered into one summary line (the first is always
+	// logged in full); 0 means DefaultRefusalWindow, a negative value
+	// logs every refusal in full.
+	RefusalWindow time.Duration
 }
 
 // Server is the broker daemon: it accepts connections on one or more
@@ -101,6 +108,10 @@ type Server struct {
 	log           *slog.Logger
 	inv           Inventory
 	closeInv      func() error
+	keeper        DeviceKeeper   // nil where devices cannot outlive their fds
+	keepDone      chan struct{}  // closed when the keeper goroutine returns
+	refusals      refusalLimiter // summarises floods of refusals
+	unknownOnce   sync.Once      // the warning about a kernel without TUN attributes
 
 	ctx    context.Context // canceled by Shutdown/Close: aborts creations
 	cancel context.CancelFunc
@@ -126,7 +137,11 @@ type socketFile struct {
 
 // NewServer checks cfg and returns a Server that is not yet listening.
 // Call it on a thread in the network namespace the devices should live in
-// when cfg.Inventory is nil (any thread of an ordinary process).
+// when cfg.Inventory is nil (any thread of an ordinary process). With a
+// DeviceKeeper it first finds the devices an earlier run marked (counting
+// live ones against their uid's quota, deleting those that persist or were
+// given away), then starts following link events; Shutdown or Close stops
+// that, so call one of them even if the Server never serves.
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Create == nil {
 		return nil, errors.New("broker: NewServer: Config.Create is nil")
@@ -194,6 +209,31 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.devices.init()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.refusals.window = cfg.RefusalWindow
+	if s.refusals.window == 0 {
+		s.refusals.window = DefaultRefusalWindow
+	}
+	s.refusals.summary = s.logRefusalSummary
+	if k, ok := s.inv.(DeviceKeeper); ok {
+		s.keeper = k
+	} else if keeperRequired {
+		s.cancel()
+		if s.closeInv != nil {
+			s.closeInv()
+		}
+		return nil, fmt.Errorf("broker: NewServer: the Inventory (%T) is not a DeviceKeeper: without one, a member could make its device persistent or give it away unnoticed", s.inv)
+	}
+	if s.keeper != nil {
+		if err := s.recoverDevices(); err != nil {
+			s.cancel()
+			if s.closeInv != nil {
+				s.closeInv()
+			}
+			return nil, fmt.Errorf("broker: NewServer: %w", err)
+		}
+		s.keepDone = make(chan struct{})
+		go s.keep()
+	}
 	return s, nil
 }
 
@@ -424,6 +464,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.cancel()
+	if s.keepDone != nil {
+		<-s.keepDone // it stops within keepPoll of the cancel
+	}
+	s.refusals.close()
 	s.mu.Lock()
 	closeInv := s.closeInv
 	s.closeInv = nil
@@ -468,6 +512,9 @@ type audit struct {
 }
 
 func (s *Server) logAudit(a *audit) {
+	if a.result == "refused" && !s.refusals.allow(refusalKey{uid: a.peer.uid, hasUID: a.credOK, status: a.status}, a.reason) {
+		return // counted into a summary
+	}
 	attrs := []slog.Attr{
 		slog.Uint64("conn", a.conn),
 	}
@@ -494,6 +541,21 @@ func (s *Server) logAudit(a *audit) {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(context.Background(), level, "audit", attrs...)
+}
+
+// logRefusalSummary writes the line that stands for the refusals the
+// limiter held back.
+func (s *Server) logRefusalSummary(k refusalKey, n int, last string, window time.Duration) {
+	who := "an unidentified peer"
+	if k.hasUID {
+		who = fmt.Sprintf("uid %d", k.uid)
+	}
+	attrs := []slog.Attr{slog.String("summary", fmt.Sprintf("%d more refused (%s) from %s in the last %v", n, k.status, who, window))}
+	if k.hasUID {
+		attrs = append(attrs, slog.Uint64("uid", uint64(k.uid)))
+	}
+	attrs = append(attrs, slog.String("status", k.status.String()), slog.Int("count", n), slog.String("last_reason", last))
+	s.log.LogAttrs(context.Background(), slog.LevelWarn, "refusals summarised", attrs...)
 }
 
 // admit runs on the accept loop. It never blocks on the client: the
@@ -712,14 +774,30 @@ func (s *Server) serve(c *net.UnixConn, a *audit) {
 			refuse(StatusDenied, err.Error())
 			return
 		}
+		routes, err := s.inv.HostRoutes()
+		if err != nil {
+			s.devices.release(res)
+			refuse(StatusFailed, "cannot list the host's routes: "+err.Error())
+			return
+		}
+		if err := s.policy.CheckRoutes(r, routes); err != nil {
+			s.devices.release(res)
+			refuse(StatusDenied, err.Error())
+			return
+		}
 	}
 
-	ctx, cancel := context.WithTimeout(s.ctx, s.createTimeout)
+	ctx, cancel := context.WithTimeout(WithRequesterUID(s.ctx, a.peer.uid), s.createTimeout)
 	created, err := s.create(ctx, r)
 	cancel()
 	if err == nil && (len(created.Fds) == 0 || len(created.Fds) > MaxQueues || created.Index <= 0 || created.Name == "" || len(created.Name) > MaxNameLen) {
 		created.Close()
 		err = fmt.Errorf("the creator returned %d descriptors for %q (index %d)", len(created.Fds), created.Name, created.Index)
+	}
+	if err == nil {
+		if err = s.claim(created, a.peer.uid); err != nil {
+			created.Close() // the device goes with its last descriptor
+		}
 	}
 	if err != nil {
 		s.devices.release(res)

@@ -363,11 +363,15 @@ func TestPolicyRefusals(t *testing.T) {
 		reason string
 	}{
 		{"foreign prefix", broker.Request{Addr: pfx("2001:db8::1/64")}, "denied by policy",
-			"address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10, 169.254.0.0/16)"},
+			"address: 2001:db8::1/64 is not inside an allowed prefix (fc00::/7, fe80::/10)"},
 		{"private IPv4", broker.Request{Addr: pfx("192.168.7.1/24")}, "denied by policy", "192.168.7.1/24 is not inside an allowed prefix"},
+		{"the metadata range", broker.Request{Addr: pfx("169.254.169.1/24")}, "denied by policy",
+			"address: 169.254.169.1/24 is not inside an allowed prefix (fc00::/7, fe80::/10)"},
+		{"half of fc00::/7", broker.Request{Addr: pfx("fd00::1/8")}, "denied by policy",
+			"address: prefix length /8 of fd00::1/8 is outside the allowed /48../128 for IPv6"},
 		{"another interface's prefix", broker.Request{Addr: pfx("fd00:aaaa::2/64")}, "denied by policy",
 			"address: fd00:aaaa::2/64 overlaps fd00:aaaa::1/64 of interface dummy0"},
-		{"a prefix containing it", broker.Request{Addr: pfx("fd00::1/16")}, "denied by policy", "overlaps fd00:aaaa::1/64 of interface dummy0"},
+		{"a prefix containing it", broker.Request{Addr: pfx("fd00:aaaa::1/48")}, "denied by policy", "overlaps fd00:aaaa::1/64 of interface dummy0"},
 		{"a peer on it", broker.Request{Addr: pfx("fd00:1::1/128"), Peer: ip("fd00:aaaa::9")}, "denied by policy",
 			"peer: fd00:aaaa::9 is inside fd00:aaaa::1/64 of interface dummy0"},
 		{"loopback", broker.Request{Addr: pfx("::1/128")}, "denied by policy", "not inside an allowed prefix"},
@@ -447,6 +451,17 @@ func TestPolicyRefusals(t *testing.T) {
 		t.Errorf("raw /0: %+v", r)
 	}
 	c.stop(10 * time.Second)
+	// Names with control characters or non-ASCII bytes, which ip(8) would
+	// print raw, are refused by the server too (the Client refuses them
+	// before sending).
+	for _, name := range []string{"tun\x1b]0;PWN\x07", "tun\xff\xfe"} {
+		raw = frame(1, 1, attr(1, append(pfx("fd00:1::1/128").Addr().AsSlice(), 64)), attr(4, []byte(name)))
+		c = ts.startChild(t, asMember, "raw", "TUNDRA_RAW="+hex.EncodeToString(raw))
+		if r := c.next(t); r.Status != "bad request" || !strings.Contains(r.Message, "byte 0x") || !strings.Contains(r.Message, "at offset 3 is not allowed") {
+			t.Errorf("raw name %q: %+v", name, r)
+		}
+		c.stop(10 * time.Second)
+	}
 	ts.waitLinks(t, "dummy0")
 }
 
@@ -502,7 +517,10 @@ func TestConnectionLimit(t *testing.T) {
 // must be served; at the end the server holds exactly the descriptors it
 // held before and no device is left.
 func TestAbuse(t *testing.T) {
-	ts := startServer(t, func(c *broker.Config) { c.MaxConnsPerUID = 4 })
+	ts := startServer(t, func(c *broker.Config) {
+		c.MaxConnsPerUID = 4
+		c.RefusalWindow = -1 // one audit record per connection, to count them (TestRefusalFloodSummarised covers the summaries)
+	})
 	ts.rootCreate(t, "fd00:1::1/64") // warm up: the first use opens the netpoller
 	base := len(ts.log.audits())
 	fdsBefore := leakcheck.FDs(t)

@@ -15,6 +15,9 @@ type Inventory interface {
 	// HostAddrs returns every address configured on the host's
 	// interfaces.
 	HostAddrs() ([]HostAddr, error)
+	// HostRoutes returns every route of every routing table, IPv4 and
+	// IPv6.
+	HostRoutes() ([]HostRoute, error)
 	// LinkExists reports whether an interface with this index exists.
 	LinkExists(index int) (bool, error)
 }
@@ -129,6 +132,21 @@ func (t *tracker) commit(r *reservation, index int, name string) {
 	r.done = true
 	delete(t.pending, r)
 	t.live[index] = trackedDevice{uid: r.uid, name: name}
+}
+
+// adopt tracks a device made for uid that the server found on the host
+// rather than made itself (a device marked by an earlier run).
+func (t *tracker) adopt(index int, uid uint32, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.live[index] = trackedDevice{uid: uid, name: name}
+}
+
+// forget stops tracking a device that is gone.
+func (t *tracker) forget(index int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.live, index)
 }
 
 // release drops a reservation that was not committed; after commit it does

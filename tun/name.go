@@ -26,8 +26,11 @@ const maxNameLen = 15
 //     lowest free number ("tun%d" becomes "tun0", "tun1", ...).
 //
 // The checks work on bytes, as the kernel does; any other byte, including
-// non-ASCII UTF-8, is allowed. ValidateName is pure and safe to call from any
-// goroutine.
+// control characters (an escape sequence, which `ip link` prints raw to a
+// terminal) and non-ASCII UTF-8, is allowed. These are the kernel's rules
+// and deliberately no more; a caller that takes names from others should
+// be stricter (the broker allows only [A-Za-z0-9._-] and one "%d").
+// ValidateName is pure and safe to call from any goroutine.
 func ValidateName(name string) error {
 	if reason := nameProblem(name); reason != "" {
 		return &OpError{Op: "validate name", Name: name, Err: fmt.Errorf("%w: %s", ErrInvalidName, reason)}

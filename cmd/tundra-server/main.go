@@ -56,6 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logFormat := fs.String("log", "text", "log format: text or json (to standard error)")
 	printPolicy := fs.Bool("print-policy", false, "print the effective policy as JSON and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h or -help: the usage is printed; that is success
+		}
 		return err
 	}
 	if fs.NArg() != 0 {

@@ -174,6 +174,24 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
+// -h and -help print the usage and exit 0, as every command's -h does.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		cmd := exec.Command(os.Args[0], arg)
+		cmd.Env = append(os.Environ(), serverEnv+"=1")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			t.Errorf("tundra-server %s: %v (want exit 0); stderr: %s", arg, err, stderr.String())
+		}
+		out := stdout.String() + stderr.String()
+		if !strings.Contains(out, "Usage of tundra-server") || !strings.Contains(out, "-socket path") || strings.Contains(out, "flag: help requested") {
+			t.Errorf("tundra-server %s printed %q, want the usage alone", arg, out)
+		}
+	}
+}
+
 func TestPrintPolicy(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"-print-policy"}, &out, &bytes.Buffer{}); err != nil {
