@@ -68,9 +68,11 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 // broker, and Fallback says why.
 func TestAutoFallbackServed(t *testing.T) {
 	ns := netnstest.New(t)
-	path := startBroker(t, ns)
 	refusal := &tun.OpError{Op: "TUNSETIFF", Name: "tdrfbok", Err: unix.EPERM}
-	failAtFirst(t, "call open", refusal, 1) // the broker's own Create then succeeds
+	// The broker's own Create, in this process, then succeeds. Set before
+	// the broker starts, so that the hook is removed after it stopped.
+	failAtFirst(t, "call open", refusal, 1)
+	path := startBroker(t, ns)
 	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path))
 	if fb := dev.Fallback(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
 		t.Errorf("Fallback() = %v, want the TUNSETIFF refusal", fb)
