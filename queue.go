@@ -1,12 +1,14 @@
 package tundra
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/vnet"
+	"golang.org/x/sys/unix"
 )
 
 // ReadyFunc is a queue's readiness callback (Tundra's
@@ -132,10 +134,11 @@ func (q *Queue) Recv(b []byte) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
-	if len(b) == 0 {
+	n, err := p.Recv(b)
+	if loopRefused(err) && len(b) == 0 {
 		return 0, q.noRoom("recv", 0, 0, 0)
 	}
-	return p.Recv(b)
+	return n, err
 }
 
 // RecvBatch reads up to len(bufs) packets, packet i into bufs[i][offset:]
@@ -159,7 +162,7 @@ func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return 0, errNotAttached
 	}
 	n, err := p.RecvBatch(bufs, sizes, offset)
-	if err != nil && err != ErrWouldBlock {
+	if loopRefused(err) {
 		// The loop refused a buffer with no room before reading anything;
 		// said here in this package's terms. Looked for only on this
 		// path, so that the packet path pays nothing for it.
@@ -182,6 +185,10 @@ func (q *Queue) Send(parts ...[]byte) error {
 		return errNotAttached
 	}
 	if q.vn.co != nil {
+		// q.vn.parts is loop-only: check before touching it.
+		if err := p.CheckOwner(); err != nil {
+			return err
+		}
 		if empty(parts) {
 			return q.emptyPacket(len(parts))
 		}
@@ -196,7 +203,7 @@ func (q *Queue) Send(parts ...[]byte) error {
 		return err
 	}
 	err := p.Send(parts...)
-	if err != nil && err != ErrWouldBlock && empty(parts) {
+	if loopRefused(err) && empty(parts) {
 		return q.emptyPacket(len(parts)) // the loop's refusal, in this package's terms
 	}
 	return err
@@ -217,7 +224,7 @@ func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
 		return 0, errNotAttached
 	}
 	n, err := p.SendBatch(bufs, offset)
-	if err != nil && err != ErrWouldBlock && n < len(bufs) && len(bufs[n]) <= offset {
+	if loopRefused(err) && n < len(bufs) && len(bufs[n]) <= offset {
 		return n, q.noRoom("send", n, len(bufs[n]), offset)
 	}
 	return n, err
@@ -284,6 +291,13 @@ func (q *Queue) noRoom(op string, i, size, offset int) error {
 // emptyPacket refuses a Send of no byte.
 func (q *Queue) emptyPacket(parts int) error {
 	return &Error{Op: "send", Name: q.dev.name, Arg: "parts", Err: invalid{fmt.Errorf("empty packet (%d parts, no byte)", parts)}}
+}
+
+// loopRefused reports whether err is the loop's refusal of an argument (or
+// the kernel's EINVAL), the only errors that may be an empty buffer's:
+// ownership and would-block errors come first and stay as they are.
+func loopRefused(err error) bool {
+	return err != nil && err != ErrWouldBlock && errors.Is(err, unix.EINVAL)
 }
 
 // empty reports whether parts hold no byte.

@@ -262,11 +262,11 @@ func (q *Queue) RecvGSO(b []byte) (int, vnet.Header, error) {
 	if q.vn.co == nil {
 		return 0, vnet.Header{}, errNoOffloads
 	}
-	if len(b) == 0 {
-		return 0, vnet.Header{}, q.noRoom("recv", 0, 0, 0)
-	}
 	hdr := q.vn.hdr[:]
 	n, err := p.RecvParts(hdr, b)
+	if loopRefused(err) && len(b) == 0 {
+		return 0, vnet.Header{}, q.noRoom("recv", 0, 0, 0)
+	}
 	if err != nil {
 		return 0, vnet.Header{}, err
 	}
@@ -297,12 +297,12 @@ func (q *Queue) SendGSO(h vnet.Header, pkt []byte) error {
 	if q.vn.co == nil {
 		return errNoOffloads
 	}
-	if len(pkt) == 0 {
-		return q.emptyPacket(1)
-	}
 	// q.vn.hdr is loop-only, like RecvGSO's use of it.
 	if err := p.CheckOwner(); err != nil {
 		return err
+	}
+	if len(pkt) == 0 {
+		return q.emptyPacket(1)
 	}
 	out, err := vnet.PrepareForward(pkt, h, q.dev.offloads)
 	if err != nil {

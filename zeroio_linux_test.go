@@ -116,6 +116,16 @@ func TestOffloadZeroLengthIORefused(t *testing.T) {
 	}
 	const off = vnet.HeaderLen
 	framed := append(make([]byte, off), good...)
+	// Off the loop, ownership is checked first, before the queue's
+	// loop-only state is touched: the race detector sees to the rest.
+	for _, parts := range [][][]byte{{good}, nil} {
+		if err := q.Send(parts...); !errors.Is(err, ErrNotOwner) {
+			t.Errorf("Send of %d parts off the loop: %v, want ErrNotOwner", len(parts), err)
+		}
+	}
+	if _, _, err := q.RecvGSO(nil); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("RecvGSO(nil) off the loop: %v, want ErrNotOwner", err)
+	}
 	l.Do(func() {
 		before := ioCounters(l)
 		_, err := q.RecvBatch([][]byte{make([]byte, off+MaxPacket), make([]byte, off)}, make([]int, 2), off)
