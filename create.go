@@ -18,8 +18,11 @@ func create(s spec) (*Device, error) {
 	case BrokerOnly:
 		return createBrokered(s, nil)
 	}
+	// Only a refusal for want of privilege falls back; any other error
+	// (EACCES from netlink on a host with IPv6 disabled, EINVAL, ...) is
+	// the answer, and the broker would only hide it.
 	dev, err := createDirect(s)
-	if err == nil || !(errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
+	if err == nil || !errors.As(err, new(lackOfPrivilege)) {
 		return dev, err
 	}
 	dev, berr := createBrokered(s, err)
@@ -28,6 +31,14 @@ func create(s spec) (*Device, error) {
 	}
 	return dev, nil
 }
+
+// lackOfPrivilege marks the direct attempt's error when the kernel refused
+// it for want of privilege, the one case in which Auto asks the broker.
+// Its text and what it wraps are the kernel's error's.
+type lackOfPrivilege struct{ err error }
+
+func (e lackOfPrivilege) Error() string { return e.err.Error() }
+func (e lackOfPrivilege) Unwrap() error { return e.err }
 
 // cause strips this package's *Error wrapper, to nest an error in another
 // without repeating "tundra: create".
@@ -46,8 +57,12 @@ func cause(err error) error {
 // descriptors it sends; reason is the direct attempt's error, if any.
 func createBrokered(s spec, reason error) (*Device, error) {
 	switch {
-	case s.persist, s.owner >= 0, s.group >= 0:
-		return nil, argError("persist", errors.New("persistence, owner and group are not available through the broker: its devices live exactly as long as the client's descriptors"))
+	case s.persist:
+		return nil, argError("persist", errBrokerLifetime)
+	case s.owner >= 0:
+		return nil, argError("owner", errBrokerLifetime)
+	case s.group >= 0:
+		return nil, argError("group", errBrokerLifetime)
 	case s.keepDAD:
 		return nil, argError("keep DAD", errors.New("the broker always marks IPv6 addresses NODAD"))
 	case s.tun.VnetHdr:
@@ -68,6 +83,8 @@ func createBrokered(s spec, reason error) (*Device, error) {
 	d.fallback = reason
 	return d, nil
 }
+
+var errBrokerLifetime = errors.New("persistence, owner and group are not available through the broker: its devices live exactly as long as the client's descriptors")
 
 // BrokerCreate is the broker's creator, what cmd/tundra-server runs for
 // every request it allows (broker.Config.Create): it creates the device r

@@ -45,6 +45,10 @@ func createDirect(s spec) (_ *Device, err error) {
 	}
 	u, err := utun.Open(unit)
 	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			// Only root may create a utun interface: Auto asks the broker.
+			err = lackOfPrivilege{err}
+		}
 		return nil, &Error{Op: "create", Name: s.tun.Name, Err: fmt.Errorf("open: %w", err)}
 	}
 	defer func() {

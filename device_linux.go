@@ -60,8 +60,28 @@ func (d *Device) SetPersist(on bool) error {
 }
 
 // testHook, when set by a test, runs after each step of create and can make
-// it fail, so that every rollback path is exercised against the real kernel.
+// it fail, so that every rollback path is exercised against the real kernel;
+// the "call ..." steps run before the kernel call they name, and their
+// error stands for the kernel's.
 var testHook func(step string) error
+
+// tunLacksPrivilege reports whether tun.Open failed for want of privilege:
+// /dev/net/tun not open to this user (EACCES, or EPERM from a security
+// module or a device cgroup), or TUNSETIFF refused for want of
+// CAP_NET_ADMIN, the device's owner or its group (EPERM).
+func tunLacksPrivilege(err error) bool {
+	var op *tun.OpError
+	if !errors.As(err, &op) {
+		return false
+	}
+	switch op.Op {
+	case "open /dev/net/tun":
+		return errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+	case "TUNSETIFF":
+		return errors.Is(err, unix.EPERM)
+	}
+	return false
+}
 
 // adoptBrokered turns the broker's descriptors into a Device.
 func adoptBrokered(s spec, created broker.Created) (*Device, error) {
@@ -122,8 +142,17 @@ func createDirect(s spec) (_ *Device, err error) {
 		return nil
 	}
 
-	t, err := tun.Open(s.tun)
+	// The kernel calls whose refusal decides Auto's fallback can be made
+	// to fail by a test before they run ("call ..." steps), with the error
+	// the kernel would give, so each classification is exercised.
+	var t *tun.Device
+	if err = step("call open"); err == nil {
+		t, err = tun.Open(s.tun)
+	}
 	if err != nil {
+		if tunLacksPrivilege(err) {
+			err = lackOfPrivilege{err}
+		}
 		return nil, fail("open", err)
 	}
 	undo = append(undo, t.Close)
@@ -163,10 +192,27 @@ func createDirect(s spec) (_ *Device, err error) {
 	if err != nil {
 		return nil, fail("look up", err)
 	}
+	// configure makes a netlink request that changes the device. The
+	// first one's EPERM is the kernel saying that this process may not
+	// configure devices at all (an unprivileged owner of a persistent
+	// device gets that far): Auto then asks the broker. A refusal after
+	// one succeeded is about the request, and so is any other errno.
+	configured := false
+	configure := func(call string, request func() error) error {
+		err := step("call " + call)
+		if err == nil {
+			err = request()
+		}
+		if err != nil && !configured && errors.Is(err, unix.EPERM) {
+			return lackOfPrivilege{err}
+		}
+		configured = configured || err == nil
+		return err
+	}
 	if s.mtu != 0 {
 		// Before the address: an IPv6 address needs the final MTU (the
 		// kernel refuses it on a link below 1280).
-		if err := c.SetLinkMTU(link.Index, s.mtu); err != nil {
+		if err := configure("set mtu", func() error { return c.SetLinkMTU(link.Index, s.mtu) }); err != nil {
 			return nil, fail(fmt.Sprintf("set mtu %d", s.mtu), err)
 		}
 		if existed {
@@ -183,7 +229,7 @@ func createDirect(s spec) (_ *Device, err error) {
 	if s.nodad {
 		a.Flags |= nl.IFA_F_NODAD
 	}
-	if err := c.AddAddr(a); err != nil {
+	if err := configure("add address", func() error { return c.AddAddr(a) }); err != nil {
 		if s.local.Is6() && link.MTU < minIPv6MTU && errors.Is(err, unix.EINVAL) {
 			err = fmt.Errorf("%w (the link's MTU is %d, below IPv6's minimum of %d: give MTU(1280) or more)", err, link.MTU, minIPv6MTU)
 		}

@@ -161,8 +161,14 @@ type CreateMode int
 
 const (
 	// Auto creates the device directly and, when the kernel refuses for
-	// lack of privilege (EPERM, EACCES), asks the broker: Tundra's order.
-	// Device.Fallback tells why the broker was used.
+	// lack of privilege, asks the broker: Tundra's order. Lack of privilege
+	// is /dev/net/tun not open to the user (EACCES or EPERM), TUNSETIFF's
+	// EPERM, or EPERM from the first netlink request that configures the
+	// device (an unprivileged owner of a persistent device gets that far);
+	// any other error, such as netlink's EACCES for an IPv6 address on a
+	// host with IPv6 disabled, is returned as it is. When the broker fails
+	// too, the error gives both causes. Device.Fallback tells why the
+	// broker was used.
 	Auto CreateMode = iota
 	// DirectOnly never asks the broker.
 	DirectOnly

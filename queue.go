@@ -1,11 +1,14 @@
 package tundra
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/tundra-go/tundra/loop"
 	"github.com/tundra-go/tundra/vnet"
+	"golang.org/x/sys/unix"
 )
 
 // ReadyFunc is a queue's readiness callback (Tundra's
@@ -119,9 +122,10 @@ func (q *Queue) Loop() *loop.Loop {
 
 // Recv reads one packet into b and returns its length, without the PI
 // header if the device has one. b should hold the MTU: the kernel
-// truncates a longer packet. With no packet waiting (or this round's budget
-// spent) it returns ErrWouldBlock and arms the readiness callback.
-// Loop-only.
+// truncates a longer packet. An empty b is refused (ErrInvalidArgument,
+// nothing read or counted): a read of 0 bytes takes no packet. With no
+// packet waiting (or this round's budget spent) it returns ErrWouldBlock
+// and arms the readiness callback. Loop-only.
 func (q *Queue) Recv(b []byte) (int, error) {
 	if q.vn.co != nil {
 		return 0, errRecvOffloads
@@ -130,7 +134,11 @@ func (q *Queue) Recv(b []byte) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
-	return p.Recv(b)
+	n, err := p.Recv(b)
+	if loopRefused(err) && len(b) == 0 {
+		return 0, q.noRoom("recv", 0, 0, 0)
+	}
+	return n, err
 }
 
 // RecvBatch reads up to len(bufs) packets, packet i into bufs[i][offset:]
@@ -138,7 +146,8 @@ func (q *Queue) Recv(b []byte) (int, error) {
 // where the header lands. Fewer than len(bufs) packets with a nil error
 // means the queue ran dry or the round's budget was spent, and the
 // callback is armed either way. It never returns packets and an error
-// together.
+// together. A buffer with no byte after offset is refused before anything
+// is read, with an error wrapping ErrInvalidArgument that names its index.
 //
 // With offloads each buffer must hold offset+MaxPacket: a super-packet is
 // read whole into one and split into the ones after it. One with more
@@ -152,18 +161,37 @@ func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
-	return p.RecvBatch(bufs, sizes, offset)
+	n, err := p.RecvBatch(bufs, sizes, offset)
+	if loopRefused(err) {
+		// The loop refused a buffer with no room before reading anything;
+		// said here in this package's terms. Looked for only on this
+		// path, so that the packet path pays nothing for it.
+		for i, b := range bufs {
+			if len(b) <= offset {
+				return 0, q.noRoom("recv", i, len(b), offset)
+			}
+		}
+	}
+	return n, err
 }
 
 // Send writes one packet made of parts with a single writev and no copy;
 // the PI header, if the device has one, goes in its own iovec, chosen from
-// the packet's IP version. ErrWouldBlock arms Writable. Loop-only.
+// the packet's IP version. A packet of no byte is refused (an error wrapping
+// ErrInvalidArgument). ErrWouldBlock arms Writable. Loop-only.
 func (q *Queue) Send(parts ...[]byte) error {
 	p := q.p.Load()
 	if p == nil {
 		return errNotAttached
 	}
 	if q.vn.co != nil {
+		// q.vn.parts is loop-only: check before touching it.
+		if err := p.CheckOwner(); err != nil {
+			return err
+		}
+		if empty(parts) {
+			return q.emptyPacket(len(parts))
+		}
 		// A single packet behind a zero virtio-net header: the kernel
 		// checks it as it would any packet.
 		q.vn.parts = append(append(q.vn.parts[:0], q.vn.zero[:]), parts...)
@@ -174,14 +202,19 @@ func (q *Queue) Send(parts ...[]byte) error {
 		}
 		return err
 	}
-	return p.Send(parts...)
+	err := p.Send(parts...)
+	if loopRefused(err) && empty(parts) {
+		return q.emptyPacket(len(parts)) // the loop's refusal, in this package's terms
+	}
+	return err
 }
 
 // SendBatch writes each bufs[i][offset:] as one packet, writing the header
 // (if any) in place in the headroom before offset. It returns the number
 // of packets written; with an error, bufs[n] is the packet that failed
 // (ErrWouldBlock: retry later; another error: the kernel refused that
-// packet, skip it). Loop-only.
+// packet, or it holds no byte after offset and wraps ErrInvalidArgument;
+// skip it). Loop-only.
 func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
 	if q.vn.co != nil {
 		return q.sendVnet(bufs, offset)
@@ -190,7 +223,11 @@ func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
 	if p == nil {
 		return 0, errNotAttached
 	}
-	return p.SendBatch(bufs, offset)
+	n, err := p.SendBatch(bufs, offset)
+	if loopRefused(err) && n < len(bufs) && len(bufs[n]) <= offset {
+		return n, q.noRoom("send", n, len(bufs[n]), offset)
+	}
+	return n, err
 }
 
 // Cancel disarms the readiness callback for ev. The queue stays open and
@@ -243,6 +280,34 @@ func (q *Queue) Close() error {
 		return p.Close() // closes the descriptor, now or when an Attach in flight lands
 	}
 	return q.closeFD()
+}
+
+// noRoom refuses buffer i, which holds no byte of packet after offset:
+// reading into it would take no packet, writing it would send none.
+func (q *Queue) noRoom(op string, i, size, offset int) error {
+	return &Error{Op: op, Name: q.dev.name, Arg: "bufs", Err: invalid{fmt.Errorf("buffer %d holds %d bytes, none after offset %d", i, size, offset)}}
+}
+
+// emptyPacket refuses a Send of no byte.
+func (q *Queue) emptyPacket(parts int) error {
+	return &Error{Op: "send", Name: q.dev.name, Arg: "parts", Err: invalid{fmt.Errorf("empty packet (%d parts, no byte)", parts)}}
+}
+
+// loopRefused reports whether err is the loop's refusal of an argument (or
+// the kernel's EINVAL), the only errors that may be an empty buffer's:
+// ownership and would-block errors come first and stay as they are.
+func loopRefused(err error) bool {
+	return err != nil && err != ErrWouldBlock && errors.Is(err, unix.EINVAL)
+}
+
+// empty reports whether parts hold no byte.
+func empty(parts [][]byte) bool {
+	for _, b := range parts {
+		if len(b) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 type errorString string

@@ -195,6 +195,21 @@ func (q *Queue) sendVnet(bufs [][]byte, offset int) (int, error) {
 	if err := p.CheckOwner(); err != nil {
 		return 0, err // the Coalescer's scratch state is loop-only
 	}
+	// An empty packet would go out as a bare virtio-net header: the ones
+	// before it are sent, and it is refused, so that with the error
+	// bufs[sent] is the one at fault, as for every SendBatch.
+	bad := len(bufs)
+	for i, b := range bufs {
+		if len(b) <= offset {
+			bad = i
+			break
+		}
+	}
+	if bad == 0 {
+		return 0, q.noRoom("send", 0, len(bufs[0]), offset)
+	}
+	all := bufs
+	bufs = bufs[:bad]
 	items, err := q.vn.co.Coalesce(bufs, offset)
 	if err != nil {
 		return 0, &Error{Op: "send", Name: q.dev.name, Err: err}
@@ -229,6 +244,9 @@ func (q *Queue) sendVnet(bufs [][]byte, offset int) (int, error) {
 			sent++
 		}
 	}
+	if bad < len(all) {
+		return sent, q.noRoom("send", bad, len(all[bad]), offset)
+	}
 	return sent, nil
 }
 
@@ -246,6 +264,9 @@ func (q *Queue) RecvGSO(b []byte) (int, vnet.Header, error) {
 	}
 	hdr := q.vn.hdr[:]
 	n, err := p.RecvParts(hdr, b)
+	if loopRefused(err) && len(b) == 0 {
+		return 0, vnet.Header{}, q.noRoom("recv", 0, 0, 0)
+	}
 	if err != nil {
 		return 0, vnet.Header{}, err
 	}
@@ -279,6 +300,9 @@ func (q *Queue) SendGSO(h vnet.Header, pkt []byte) error {
 	// q.vn.hdr is loop-only, like RecvGSO's use of it.
 	if err := p.CheckOwner(); err != nil {
 		return err
+	}
+	if len(pkt) == 0 {
+		return q.emptyPacket(1)
 	}
 	out, err := vnet.PrepareForward(pkt, h, q.dev.offloads)
 	if err != nil {

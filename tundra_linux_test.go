@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tundra-go/tundra/internal/leakcheck"
@@ -360,9 +361,15 @@ func TestCloseRemovesDevice(t *testing.T) {
 }
 
 // failAt makes Create fail with err at the step named, until the test ends.
-func failAt(t *testing.T, step string, err error) {
+func failAt(t *testing.T, step string, err error) { failAtFirst(t, step, err, -1) }
+
+// failAtFirst is failAt for the first times the step is reached only (all
+// of them if times < 0): a broker in the same process, whose own Create
+// passes the same steps, then succeeds.
+func failAtFirst(t *testing.T, step string, err error, times int) {
+	var reached atomic.Int32
 	testHook = func(s string) error {
-		if s == step {
+		if s == step && (times < 0 || int(reached.Add(1)) <= times) {
 			return err
 		}
 		return nil

@@ -253,13 +253,19 @@ func (p *PacketFD) HeaderLen() int { return p.hdrLen }
 
 // Recv reads one packet into b and returns its length (the framing header,
 // if any, is stripped). b should hold the largest packet (the MTU):
-// the kernel truncates a longer one. When no packet is waiting, or the
-// budget for this round is spent, it returns ErrWouldBlock and arms the
-// readiness callback. Loop-only.
+// the kernel truncates a longer one. An empty b is refused (an OpError
+// wrapping unix.EINVAL, nothing read or counted): a read of 0 bytes takes no
+// packet. When no packet is waiting, or the budget for this round is spent,
+// it returns ErrWouldBlock and arms the readiness callback. Loop-only.
 func (p *PacketFD) Recv(b []byte) (int, error) {
 	l, err := p.owned()
 	if err != nil {
 		return 0, err
+	}
+	if len(b) == 0 {
+		// read(2) of 0 bytes returns 0 without taking a packet: it would
+		// be reported, and counted, as an empty packet that never came.
+		return 0, &OpError{Op: "recv: buffer 0 has no room for a packet", Fd: p.fd, Err: errInvalid}
 	}
 	if p.allowance(l) <= 0 {
 		p.yield(l)
@@ -292,11 +298,15 @@ func (p *PacketFD) Recv(b []byte) (int, error) {
 // RecvParts reads one packet with a single readv into head and then body,
 // for callers that keep a header of their own apart from the packet (the
 // PacketFD's framer, if any, is not used). It returns the bytes that landed
-// in body; a packet shorter than head is an error. Loop-only.
+// in body; a packet shorter than head is an error, and so is an empty
+// body (refused before reading, as Recv refuses an empty b). Loop-only.
 func (p *PacketFD) RecvParts(head, body []byte) (int, error) {
 	l, err := p.owned()
 	if err != nil {
 		return 0, err
+	}
+	if len(body) == 0 {
+		return 0, &OpError{Op: "recv: buffer 0 has no room for a packet after the " + itoa(len(head)) + "-byte header", Fd: p.fd, Err: errInvalid}
 	}
 	if p.allowance(l) <= 0 {
 		p.yield(l)
@@ -337,7 +347,9 @@ func (p *PacketFD) readError(l *Loop, errno unix.Errno) error {
 // readiness callback is armed, so the caller may simply return. With no
 // packet at all it returns 0 and ErrWouldBlock. It never returns packets
 // together with an error: a failure after some packets is reported by the
-// next call. Loop-only.
+// next call. Every buffer must hold at least one byte after offset: one
+// that does not is refused before anything is read, with an OpError
+// wrapping unix.EINVAL that names its index. Loop-only.
 func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	l, err := p.owned()
 	if err != nil {
@@ -349,6 +361,16 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 	if len(sizes) < len(bufs) {
 		return 0, &OpError{Op: "recvbatch: " + itoa(len(sizes)) + " sizes for " + itoa(len(bufs)) + " buffers", Fd: p.fd, Err: errInvalid}
 	}
+	// Every buffer before the first read: a refusal after some packets were
+	// read would have to wait for the next call, and a caller that takes
+	// the short count for "ran dry" would wait for a callback never armed.
+	// A buffer with no byte after offset would read 0 bytes without taking
+	// a packet, and report a packet that never came.
+	for i, b := range bufs {
+		if len(b) <= offset {
+			return 0, p.noRoom("recvbatch", i, len(b), offset)
+		}
+	}
 	allow := p.allowance(l)
 	if allow <= 0 {
 		p.yield(l)
@@ -359,10 +381,6 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 	var bytes uint64
 	i := 0
 	for ; i < limit; i++ {
-		if len(bufs[i]) < offset {
-			err = &OpError{Op: "recvbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
-			break
-		}
 		n, errno := readFD(p.fd, bufs[i][start:])
 		if errno != 0 {
 			err = p.readError(l, errno)
@@ -394,22 +412,28 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 
 // Send writes one packet made of parts, in order, with one writev and no
 // copy; the framing header, if any, goes in its own iovec, chosen from the
-// packet's first byte. When the descriptor cannot take the packet now it
-// returns ErrWouldBlock and arms Writable. Loop-only.
+// packet's first byte. A packet with no byte (no parts, or only empty
+// ones) is refused with an OpError wrapping unix.EINVAL, nothing written.
+// When the descriptor cannot take the packet now it returns ErrWouldBlock
+// and arms Writable. Loop-only.
 func (p *PacketFD) Send(parts ...[]byte) error {
 	l, err := p.owned()
 	if err != nil {
 		return err
 	}
+	var first []byte
+	for _, b := range parts {
+		if len(b) > 0 {
+			first = b
+			break
+		}
+	}
+	if first == nil {
+		// A write of nothing (or of the header alone) sends no packet.
+		return &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
+	}
 	k, total, hdrIov := 0, 0, 0
 	if p.hdrLen > 0 {
-		var first []byte
-		for _, b := range parts {
-			if len(b) > 0 {
-				first = b
-				break
-			}
-		}
 		if err := p.framer.PutHeader(p.shdr[:p.hdrLen], first); err != nil {
 			return &OpError{Op: "send: framing", Fd: p.fd, Err: err}
 		}
@@ -442,6 +466,12 @@ func (p *PacketFD) Send(parts ...[]byte) error {
 	return nil
 }
 
+// noRoom is the refusal of buffer i, which holds no byte of packet after
+// offset: reading into it takes no packet, writing it sends none.
+func (p *PacketFD) noRoom(op string, i, size, offset int) error {
+	return &OpError{Op: op + ": buffer " + itoa(i) + " holds " + itoa(size) + " bytes, none after offset " + itoa(offset), Fd: p.fd, Err: errInvalid}
+}
+
 func (p *PacketFD) writeError(l *Loop, errno unix.Errno) error {
 	if errno == unix.EAGAIN {
 		p.armed |= Writable
@@ -463,8 +493,9 @@ func (p *PacketFD) clearIovecs(k int) {
 // writing the framing header in place into the headroom before offset. It
 // returns the number of packets written; when err is not nil, bufs[n] is
 // the packet that failed (ErrWouldBlock: not written now, Writable armed;
-// any other error: the kernel refused that packet, and the caller may skip
-// it and go on). Loop-only.
+// any other error: the kernel refused that packet, or it was refused before
+// the kernel saw it, being empty after offset (unix.EINVAL), and the caller
+// may skip it and go on). Loop-only.
 func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	l, err := p.owned()
 	if err != nil {
@@ -478,8 +509,8 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	i := 0
 	for ; i < len(bufs); i++ {
 		b := bufs[i]
-		if len(b) < offset {
-			err = &OpError{Op: "sendbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
+		if len(b) <= offset {
+			err = p.noRoom("sendbatch", i, len(b), offset)
 			break
 		}
 		if p.hdrLen > 0 {

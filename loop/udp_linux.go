@@ -140,6 +140,10 @@ func (u *UDPConn) Close() error { return u.p.Close() }
 // are one-shot reports of ICMP errors for earlier sends (ECONNREFUSED,
 // EHOSTUNREACH), and the next call reads on.
 //
+// Every buffer must hold a byte after offset (one that does not would take
+// a datagram and keep none of it): otherwise nothing is read and the
+// OpError, wrapping unix.EINVAL, names the buffer.
+//
 // With GRO, one message may carry many datagrams: they are spread over the
 // buffers after it, in order, and any that do not fit are kept (copied)
 // and returned first by the next call, whose callback is requeued. Every
@@ -156,6 +160,13 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 	if u.gro {
 		return u.recvGRO(l, bufs, sizes, addrs, offset)
 	}
+	// A buffer with no byte after offset would take a datagram and lose
+	// all of it: refused, every buffer, before anything is read.
+	for i, b := range bufs {
+		if len(b) <= offset {
+			return 0, p.noRoom("udp recvbatch", i, len(b), offset)
+		}
+	}
 	allow := p.allowance(l)
 	if allow <= 0 {
 		p.yield(l)
@@ -163,9 +174,6 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 	}
 	n := min(len(bufs), allow, MaxUDPBatch)
 	for i := range n {
-		if len(bufs[i]) < offset {
-			return 0, &OpError{Op: "udp recvbatch: buffer " + itoa(i) + " shorter than the offset", Fd: p.fd, Err: errInvalid}
-		}
 		u.setRecv(i, bufs[i][offset:], false)
 	}
 	got, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(p.fd), uintptr(unsafe.Pointer(&u.msgs[0])), uintptr(n), 0, 0, 0)
@@ -214,7 +222,11 @@ func (u *UDPConn) setRecv(i int, b []byte, control bool) {
 // GSO, runs of datagrams to one destination whose sizes are equal (the last
 // may be shorter) go out as one message the kernel splits. With an error,
 // bufs[n] is the datagram that failed: ErrWouldBlock arms Writable, any
-// other error is the kernel's refusal of that datagram. Loop-only.
+// other error is the kernel's refusal of that datagram, or its refusal
+// here before the kernel saw it (unix.EINVAL: no byte after offset, or a
+// destination that is not an IP address). Empty datagrams, legal in UDP,
+// are refused for the sake of the one contract every sender in this module
+// keeps: a packet has at least one byte. Loop-only.
 func (u *UDPConn) SendBatch(bufs [][]byte, addrs []netip.AddrPort, offset int) (int, error) {
 	p := u.p
 	l, err := p.owned()
@@ -266,15 +278,23 @@ func (u *UDPConn) SendBatch(bufs [][]byte, addrs []netip.AddrPort, offset int) (
 func (u *UDPConn) build(bufs [][]byte, addrs []netip.AddrPort, base, offset int) (int, error) {
 	m, iov := 0, 0
 	for i := 0; i < len(bufs) && m < MaxUDPBatch; m++ {
-		if len(bufs[i]) < offset {
+		// A refused datagram ends the batch: the ones before it are sent
+		// first, so that with the error bufs[sent] is the one refused.
+		if len(bufs[i]) <= offset {
+			if m > 0 {
+				break
+			}
 			u.clear(m)
-			return 0, &OpError{Op: "udp sendbatch: buffer " + itoa(base+i) + " shorter than the offset", Fd: u.p.fd, Err: errInvalid}
+			return 0, u.p.noRoom("udp sendbatch", base+i, len(bufs[i]), offset)
 		}
 		h := &u.msgs[m].Hdr
 		*h = unix.Msghdr{}
 		if addrs != nil {
 			nameLen, ok := addrPortToSockaddr(addrs[base+i], &u.names[m])
 			if !ok {
+				if m > 0 {
+					break
+				}
 				u.clear(m)
 				return 0, &OpError{Op: "udp sendbatch: destination " + itoa(base+i) + " is not an IPv4 or IPv6 address", Fd: u.p.fd, Err: errInvalid}
 			}
@@ -290,7 +310,7 @@ func (u *UDPConn) build(bufs [][]byte, addrs []netip.AddrPort, base, offset int)
 		iov++
 		total, segs := size, 1
 		i++
-		for u.gso && size > 0 && i < len(bufs) && segs < maxGSOSegments {
+		for u.gso && i < len(bufs) && segs < maxGSOSegments {
 			next := len(bufs[i]) - offset
 			if next <= 0 || next > size || total+next > maxGSOBytes || (addrs != nil && addrs[base+i] != addrs[base+i-1]) {
 				break

@@ -60,6 +60,10 @@ type Queue struct {
 	dev  *Device
 	name string       // the device name when the queue was made, for errors
 	fd   atomic.Int32 // -1 once closed
+	// hdr is the framing every packet carries in front (the PI header when
+	// it is known to be on, the virtio-net header's 10 bytes with
+	// VnetHdr): Read and Write refuse a buffer with no byte beyond it.
+	hdr int
 
 	// Read and Write return these instead of allocating a fresh *OpError
 	// each time: EAGAIN is the normal result of polling a non-blocking fd.
@@ -321,8 +325,26 @@ func newQueue(d *Device, fd int, name string) *Queue {
 		errReadClosed:  &OpError{Op: "read", Name: name, Err: os.ErrClosed},
 		errWriteClosed: &OpError{Op: "write", Name: name, Err: os.ErrClosed},
 	}
+	if d.piKnown && d.flags&FlagNoPI == 0 {
+		q.hdr += PIHeaderLen
+	}
+	if d.flags&FlagVnetHdr != 0 {
+		q.hdr += vnetHeaderLen
+	}
 	q.fd.Store(int32(fd))
 	return q
+}
+
+// vnetHeaderLen is the kernel's default struct virtio_net_hdr, the one a
+// device with IFF_VNET_HDR carries unless TUNSETVNETHDRSZ asks for more
+// (this package never does).
+const vnetHeaderLen = 10
+
+// errNoRoom refuses a Read or Write buffer with no byte of packet beyond
+// the queue's framing header: read(2) of 0 bytes returns 0 without taking
+// a packet, and a write of nothing sends none.
+func (q *Queue) errNoRoom(op string, size int) error {
+	return &OpError{Op: op, Name: q.name, Err: fmt.Errorf("%w: buffer 0 holds %d bytes, none beyond the %d-byte header", unix.EINVAL, size, q.hdr)}
 }
 
 // Name returns the interface name the kernel reported, e.g. "tun0" for a
@@ -606,7 +628,10 @@ func (q *Queue) closeLocked() error {
 // fd and returns its length. With Config.PacketInfo the packet starts with
 // the PI header; if b is too short the kernel truncates the packet (and flags
 // it in the PI header, when there is one) and the rest is lost, so use a
-// buffer of at least the MTU plus headers.
+// buffer of at least the MTU plus headers. A b with no byte beyond the
+// headers (an empty one, or just the PI or virtio-net header when the
+// device is known to have it) is refused with an error wrapping
+// unix.EINVAL, nothing read: a read(2) of 0 bytes takes no packet.
 //
 // When no packet is waiting it returns an *OpError wrapping unix.EAGAIN
 // (errors.Is(err, unix.EAGAIN) is true); wait for the fd to become readable
@@ -616,6 +641,9 @@ func (q *Queue) Read(b []byte) (int, error) {
 	fd := q.fd.Load()
 	if fd < 0 {
 		return 0, q.errReadClosed
+	}
+	if len(b) <= q.hdr {
+		return 0, q.errNoRoom("read", len(b))
 	}
 	n, err := unix.Read(int(fd), b)
 	if err != nil {
@@ -631,13 +659,18 @@ func (q *Queue) Read(b []byte) (int, error) {
 // interface, with a single non-blocking write(2). With Config.PacketInfo b
 // must start with the PI header (see PIHeaderFor). The kernel rejects a
 // malformed packet (for example a TUN packet whose version nibble is neither
-// 4 nor 6, without the PI header) with an error wrapping unix.EINVAL. Write
+// 4 nor 6, without the PI header) with an error wrapping unix.EINVAL; an
+// empty packet (b empty, or the known headers alone) is refused the same
+// way before the kernel sees it. Write
 // does not allocate on success or EAGAIN, and b is not retained. Safe to call
 // concurrently with other methods, except Close (see Queue).
 func (q *Queue) Write(b []byte) (int, error) {
 	fd := q.fd.Load()
 	if fd < 0 {
 		return 0, q.errWriteClosed
+	}
+	if len(b) <= q.hdr {
+		return 0, q.errNoRoom("write", len(b))
 	}
 	n, err := unix.Write(int(fd), b)
 	if err != nil {
