@@ -2,6 +2,7 @@ package tundra
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -27,9 +28,11 @@ func TestBrokeredDeviceCannotOutliveDescriptors(t *testing.T) {
 			t.Errorf("%s on a brokered device: %v; want ErrBrokered", tc.what, tc.err)
 		}
 	}
+	// The broker made it owned by the asking uid (this test's) and by no
+	// group; the refusals must have changed neither, nor persistence.
 	d := details(t, ns, "tunbk")
-	if d.LinkInfo.Data.Persist || d.LinkInfo.Data.User != nil || d.LinkInfo.Data.Group != nil {
-		t.Errorf("ip -d after the refusals: %+v", d.LinkInfo.Data)
+	if d.LinkInfo.Data.Persist || d.LinkInfo.Data.User == nil || int(*d.LinkInfo.Data.User) != os.Getuid() || d.LinkInfo.Data.Group != nil {
+		t.Errorf("ip -d after the refusals: %+v, want not persistent, owned by uid %d, no group", d.LinkInfo.Data, os.Getuid())
 	}
 	// The settings that cannot make it outlive its client still work.
 	if err := dev.SetMTU(1400); err != nil {

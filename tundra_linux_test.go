@@ -1,12 +1,15 @@
 package tundra
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,12 +57,56 @@ type linkDetails struct {
 			VnetHdr     bool   `json:"vnet_hdr"`
 			MultiQueue  bool   `json:"multi_queue"`
 			Persist     bool   `json:"persist"`
-			User        *int   `json:"user"`
-			Group       *int   `json:"group"`
+			User        *ipUID `json:"user"`  // only when an owner is set
+			Group       *ipGID `json:"group"` // only when a group is set
 			NumQueues   int    `json:"numqueues"`
 			NumDisabled int    `json:"numdisabled"`
 		} `json:"info_data"`
 	} `json:"linkinfo"`
+}
+
+// ipUID and ipGID are the owner and group as ip -j prints them: a number,
+// or the name when the host's user database has one (ip resolves them).
+type (
+	ipUID int
+	ipGID int
+)
+
+func (u *ipUID) UnmarshalJSON(b []byte) error {
+	return unmarshalID((*int)(u), b, func(name string) (string, error) {
+		x, err := user.Lookup(name)
+		if err != nil {
+			return "", err
+		}
+		return x.Uid, nil
+	})
+}
+
+func (g *ipGID) UnmarshalJSON(b []byte) error {
+	return unmarshalID((*int)(g), b, func(name string) (string, error) {
+		x, err := user.LookupGroup(name)
+		if err != nil {
+			return "", err
+		}
+		return x.Gid, nil
+	})
+}
+
+func unmarshalID(id *int, b []byte, lookup func(string) (string, error)) error {
+	if err := json.Unmarshal(b, id); err == nil {
+		return nil
+	}
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return fmt.Errorf("ip -j id %s is neither a number nor a name", b)
+	}
+	s, err := lookup(name)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	*id = n
+	return err
 }
 
 func details(t *testing.T, ns *netnstest.Namespace, name string) linkDetails {
