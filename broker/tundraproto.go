@@ -196,7 +196,7 @@ func tundraString(name string, field []byte) (string, error) {
 	}
 	for i, c := range field[:end] {
 		if c <= ' ' || c >= 0x7f {
-			return "", tundraInvalid("%s: byte %d is 0x%02x, not printable ASCII (%q)", name, i, c, field[:end])
+			return "", tundraInvalid("%s: byte %d is 0x%02x, not printable ASCII (%+q)", name, i, c, field[:end])
 		}
 	}
 	return string(field[:end]), nil
