@@ -343,3 +343,9 @@ func FuzzDecodeTundraRequest(f *testing.F) {
 		_ = r.String()
 	})
 }
+
+// TundraRequestForTest builds a Tundra request field by field, as the
+// golden test does, for the end-to-end tests in package broker_test.
+func TundraRequestForTest(size uint64, addr, dstaddr, netmask string, mtu int32) []byte {
+	return tundraFields{size: size, addr: addr, dstaddr: dstaddr, netmask: netmask, mtu: mtu}.bytes()
+}
