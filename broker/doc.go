@@ -41,7 +41,10 @@
 //   - One log/slog audit record per connection says who asked (uid, gid,
 //     pid), what, what was done, and why a request was refused.
 //
-// The wire protocol is specified in PROTOCOL.md beside this file.
+// The wire protocol is specified in PROTOCOL.md beside this file. The
+// Server also serves, on the same socket, the client protocol of the Elixir
+// Tundra library (written for that library's own C daemon), under the same
+// checks; PROTOCOL.md says how the two are told apart.
 //
 // # Threads and namespaces
 //
