@@ -349,7 +349,7 @@ func TestTundraClientGetsWorkingDevice(t *testing.T) {
 // (Tundra's protocol has no error reply), and the audit log says why,
 // tagged proto=tundra. The server leaks nothing and goes on serving.
 func TestTundraRefusals(t *testing.T) {
-	ts := startServer(t, nil)
+	ts := startServer(t, func(c *broker.Config) { c.Policy.MaxDevicesPerUID = 1 })
 	ts.rootCreate(t, "fd00:1::1/64") // warm up, as in TestAbuse
 	fdsBefore := leakcheck.FDs(t)
 	audits := len(ts.log.audits())
@@ -422,13 +422,28 @@ func TestTundraRefusals(t *testing.T) {
 			ts.waitLinks(t)
 		})
 	}
-	// Still serving both protocols.
+	// Still serving both protocols; and the quota counts Tundra's
+	// devices: with one held, the member's next request is refused.
 	ts.rootCreate(t, "fd00:2::1/64")
-	c := ts.startChild(t, asMember, "tundra-client", tundraRaw(good()))
-	if r := c.nextTundra(t); r.FirstFds != 1 {
-		t.Errorf("a good Tundra request after the refusals: %+v", r)
+	holder := ts.startChild(t, asMember, "tundra-client", tundraRaw(good()))
+	held := holder.nextTundra(t)
+	if held.FirstFds != 1 {
+		t.Fatalf("a good Tundra request after the refusals: %+v", held)
+	}
+	c := ts.startChild(t, asMember, "tundra-client",
+		tundraRaw(broker.TundraRequestForTest(152, "fd5e:7a12::1", "", "ffff:ffff:ffff:ffff::", 0)))
+	if r := c.nextTundra(t); r.FirstFds != 0 || r.Bytes != "" || r.End != "EOF" {
+		t.Errorf("over the quota: %+v; want the connection closed without a descriptor", r)
 	}
 	c.stop(10 * time.Second)
+	audits += 3
+	a := ts.log.waitAudits(t, audits)[audits-1]
+	if want := fmt.Sprintf("devices: uid %d holds 1 devices (%s), the limit is 1", memberUID, held.Name); a["proto"] != "tundra" ||
+		a["status"] != "denied by policy" || a["reason"] != want {
+		t.Errorf("audit %v; want proto=tundra, denied by policy, %q", a, want)
+	}
+	ts.waitLinks(t, held.Name)
+	holder.stop(10 * time.Second)
 	ts.waitLinks(t)
 
 	deadline := time.Now().Add(10 * time.Second)
