@@ -48,7 +48,10 @@
 //     pid), what, what was done, and why a request was refused; repeated
 //     refusals of one uid are summarised (Config.RefusalWindow).
 //
-// The wire protocol is specified in PROTOCOL.md beside this file.
+// The wire protocol is specified in PROTOCOL.md beside this file. The
+// Server also serves, on the same socket, the client protocol of the Elixir
+// Tundra library (written for that library's own C daemon), under the same
+// checks; PROTOCOL.md says how the two are told apart.
 //
 // # Threads and namespaces
 //

@@ -502,6 +502,7 @@ type audit struct {
 	peer    peer
 	credOK  bool
 	request string
+	proto   string // "tundra" for Tundra's client protocol (tundraserve.go), "" for ours
 	result  string // created, refused, failed, dropped
 	status  Status
 	reason  string
@@ -524,6 +525,9 @@ func (s *Server) logAudit(a *audit) {
 			slog.Uint64("gid", uint64(a.peer.gid)),
 			slog.Int64("pid", int64(a.peer.pid)),
 			slog.String("groups", formatGroups(a.peer.groups)))
+	}
+	if a.proto != "" {
+		attrs = append(attrs, slog.String("proto", a.proto))
 	}
 	if a.request != "" {
 		attrs = append(attrs, slog.String("request", a.request))
@@ -703,6 +707,10 @@ func (s *Server) serve(c *net.UnixConn, a *audit) {
 	c.SetReadDeadline(a.start.Add(s.timeout))
 	var buf [MaxFrameSize]byte
 	n, err := readFull(c, buf[:headerLen])
+	if isTundraStart(buf[:n]) { // Tundra's client protocol: tundraserve.go
+		s.serveTundra(c, a, buf[:n], err)
+		return
+	}
 	if err != nil {
 		drop(readProblem("header", n, headerLen, err, s.timeout))
 		return
@@ -729,6 +737,17 @@ func (s *Server) serve(c *net.UnixConn, a *audit) {
 	if err != nil {
 		refuse(StatusBadRequest, err.Error())
 		return
+	}
+	s.grant(c, a, r)
+}
+
+// grant applies to a decoded request, whichever protocol it came in, the
+// checks every request gets (validity, policy, quota), creates the device
+// and replies (through reply, which speaks the connection's protocol).
+func (s *Server) grant(c *net.UnixConn, a *audit, r Request) {
+	refuse := func(st Status, why string) {
+		a.result, a.status, a.reason = "refused", st, why
+		s.reply(c, a, response{Status: st, Message: why}, nil)
 	}
 	a.request = r.String()
 	if err := r.Validate(); err != nil {
@@ -840,6 +859,9 @@ func readProblem(part string, got, want int, err error, timeout time.Duration) s
 // the write timeout. It returns the write error (also recorded in a when
 // the reply was a refusal).
 func (s *Server) reply(c *net.UnixConn, a *audit, r response, fds []int) error {
+	if a.proto == protoTundra {
+		return s.replyTundra(c, r, fds)
+	}
 	frame, err := marshalResponse(r)
 	if err != nil {
 		// Cannot happen for the responses built here; never send

@@ -3,6 +3,9 @@
 // Command tundra-server is Tundra's privileged broker: it creates TUN/TAP
 // devices for members of a group and hands them over a Unix socket. See
 // docs/broker.md for installation and broker/PROTOCOL.md for the protocol.
+// It also serves the Elixir Tundra library's clients in place of that
+// library's tundra_server (docs/broker.md, "Replacing Tundra's
+// tundra_server").
 //
 // Usage:
 //
