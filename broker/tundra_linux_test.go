@@ -349,7 +349,12 @@ func TestTundraClientGetsWorkingDevice(t *testing.T) {
 // (Tundra's protocol has no error reply), and the audit log says why,
 // tagged proto=tundra. The server leaks nothing and goes on serving.
 func TestTundraRefusals(t *testing.T) {
-	ts := startServer(t, func(c *broker.Config) { c.Policy.MaxDevicesPerUID = 1 })
+	// Every refusal in full: the two oversize cases share their reason,
+	// which the flood summary would otherwise count instead of logging.
+	ts := startServer(t, func(c *broker.Config) {
+		c.Policy.MaxDevicesPerUID = 1
+		c.RefusalWindow = -1
+	})
 	ts.rootCreate(t, "fd00:1::1/64") // warm up, as in TestAbuse
 	fdsBefore := leakcheck.FDs(t)
 	audits := len(ts.log.audits())
