@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -362,5 +365,54 @@ func TestRealCapturesRead(t *testing.T) {
 				t.Errorf("%s record %d: link type %v", name, p.Number, p.LinkType)
 			}
 		}
+	}
+}
+
+// Read a capture and look at what would be written into a device: the
+// link-layer headers come off, non-IP frames are skipped, and the addresses
+// move into the device's prefix. (This was ExampleReader while the reader
+// was exported.)
+func TestReadRewriteDescribe(t *testing.T) {
+	f, err := os.Open("../testdata/pcaps/icmp6-echo.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, err := NewRewriter(RewriteConfig{
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("fd00:7e57::1/64")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		p, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Skip != SkipNone {
+			got = append(got, fmt.Sprintf("#%d skipped: %s", p.Number, p.Skip))
+			continue
+		}
+		if _, err := rw.Rewrite(p.IP); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("#%d %s", p.Number, Describe(p.IP)))
+	}
+	want := []string{
+		"#1 skipped: non-ip",
+		"#2 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=1 (80 bytes)",
+		"#3 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=2 (80 bytes)",
+		"#4 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=3 (80 bytes)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
