@@ -159,7 +159,7 @@ func ParseExpect(r io.Reader) (*Expect, error) {
 var answerKinds = []AnswerKind{AnswerEchoReply, AnswerSynAck, AnswerRST, AnswerTCP, AnswerUDP,
 	AnswerPortUnreachable, AnswerUnreachable, AnswerTooBig, AnswerTimeExceeded, AnswerParamProblem}
 
-var skipReasons = []SkipReason{SkipNonIP, SkipShort, SkipEmpty, SkipWrongFamily, SkipLinkType, SkipCanceled}
+var skipReasons = []SkipReason{skipNonIP, skipShort, skipEmpty, skipWrongFamily, skipLinkType, skipCanceled}
 
 func (p *PacketExpect) validate() error {
 	switch p.Verdict {

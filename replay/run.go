@@ -39,9 +39,10 @@ func (p Pace) String() string {
 type ChecksumPolicy int
 
 const (
-	// ChecksumFix recomputes every checksum that can be computed (see
-	// FixChecksums), except in the packets Options.KeepBadChecksums names,
-	// which are treated as under ChecksumPreserve.
+	// ChecksumFix recomputes every checksum that can be computed (the
+	// IPv4 header, TCP, UDP, ICMP and ICMPv6), except in the packets
+	// Options.KeepBadChecksums names, which are treated as under
+	// ChecksumPreserve.
 	ChecksumFix ChecksumPolicy = iota
 	// ChecksumPreserve leaves checksums as captured; when addresses are
 	// rewritten, it updates them so that right ones stay right and wrong
@@ -74,8 +75,8 @@ const (
 	VerdictWritten   Verdict = "written"   // written; its fate is unknown (counters unavailable)
 )
 
-// SkipCanceled marks records Run did not write because it was stopped.
-const SkipCanceled SkipReason = "canceled"
+// skipCanceled marks records Run did not write because it was stopped.
+const skipCanceled SkipReason = "canceled"
 
 // Outcome is what became of one record of the capture. Run fills it on the
 // loop's thread; the caller gets a copy in Summary.Packets.
@@ -83,9 +84,9 @@ type Outcome struct {
 	Number    int        // 1-based record number in the capture
 	Captured  time.Time  // the record's timestamp
 	Sent      time.Time  // when it was written (zero if it was not)
-	Desc      string     // Describe of the packet as written, or of the skipped record
+	Desc      string     // a one-line description of the packet as written, or of the skipped record
 	Skip      SkipReason // why it was not written
-	Rewritten bool       // the Rewriter changed its addresses
+	Rewritten bool       // Options.Rewrite changed its addresses
 	Fixed     Checksums  // checksums that were wrong in the capture and were fixed
 	// Err is the write error of a refused packet, and Errno its system
 	// error number when the kernel gave one (EINVAL for a TUN packet
@@ -124,7 +125,7 @@ type Options struct {
 	MaxGap time.Duration
 
 	// Rewrite moves the capture's addresses into the device's prefix; see
-	// RewriteConfig and Rewriter. Empty Prefixes writes addresses as
+	// RewriteConfig. Empty Prefixes writes addresses as
 	// captured.
 	Rewrite RewriteConfig
 
@@ -174,7 +175,7 @@ type Summary struct {
 	// solicitations, MLD reports, ...).
 	DeviceRead, Unsolicited int
 
-	Mappings []AddrMapping // addresses the Rewriter moved
+	Mappings []AddrMapping // addresses Options.Rewrite moved
 	Counters []Counter     // kernel counters that changed over the whole run
 	// CountersNote says why counters are missing, when they are.
 	CountersNote string
@@ -221,14 +222,14 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if s.Name == "" {
 		s.Name = opts.File
 	}
-	rd, err := NewReader(in)
+	rd, err := newReader(in)
 	if err != nil {
 		return s, err
 	}
 	s.Format, s.LinkType = rd.Format(), rd.LinkType()
-	var rw *Rewriter
+	var rw *rewriter
 	if len(opts.Rewrite.Prefixes) > 0 {
-		if rw, err = NewRewriter(opts.Rewrite); err != nil {
+		if rw, err = newRewriter(opts.Rewrite); err != nil {
 			return s, err
 		}
 	}
@@ -265,7 +266,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		s.CountersNote = "kernel counters not read (Options.NoCounters)"
 	}
 	if opts.Capture != nil {
-		if r.rec, err = NewRecorder(opts.Capture, opts.Snaplen); err != nil {
+		if r.rec, err = newRecorder(opts.Capture, opts.Snaplen); err != nil {
 			return s, err
 		}
 	}
@@ -320,7 +321,7 @@ produce:
 		if s.LinkType == 0 {
 			s.LinkType = pkt.LinkType
 		}
-		if pkt.Skip != SkipNone {
+		if pkt.Skip != skipNone {
 			o.Skip, o.Verdict, o.Desc = pkt.Skip, VerdictSkipped, fmt.Sprintf("%s record, %d bytes", pkt.LinkType, len(pkt.Frame))
 			continue
 		}
@@ -332,9 +333,9 @@ produce:
 			}
 		}
 		if opts.Checksums == ChecksumFix && !keepBad[pkt.Number] {
-			o.Fixed = FixChecksums(data)
+			o.Fixed = fixChecksums(data)
 		}
-		o.Desc = Describe(data)
+		o.Desc = describe(data)
 		if ip, ok := parseIP(data); ok {
 			o.proto = ip.proto
 		}
@@ -425,7 +426,7 @@ func (s *Summary) tally(o *Outcome, counters bool) {
 	if o.Verdict == "" {
 		switch {
 		case o.Sent.IsZero():
-			o.Verdict, o.Skip = VerdictSkipped, SkipCanceled
+			o.Verdict, o.Skip = VerdictSkipped, skipCanceled
 		case len(o.Answers) > 0:
 			o.Verdict = VerdictAnswered
 		case !counters:
@@ -491,7 +492,7 @@ type runner struct {
 	kc          *kernelCounters
 	counterErr  error
 	base        counterSet
-	rec         *Recorder
+	rec         *recorder
 	keep        bool
 	sem         chan struct{} // one token per packet between producer and device
 	timeline    []*item       // scheduled for later, in due order
@@ -656,7 +657,7 @@ func (r *runner) drain(p *loop.PacketFD) {
 			r.unsolicited++
 			continue
 		}
-		a := Answer{Time: now, Kind: kind, Desc: Describe(pkt)}
+		a := Answer{Time: now, Kind: kind, Desc: describe(pkt)}
 		if r.keep {
 			a.Data = append([]byte(nil), pkt...)
 		}

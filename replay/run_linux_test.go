@@ -131,7 +131,7 @@ func TestReplayCancel(t *testing.T) {
 	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("Run took %v to notice cancellation", el)
 	}
-	if len(s.Packets) != 2 || s.Packets[0].Verdict != VerdictAnswered || s.Packets[1].Skip != SkipCanceled {
+	if len(s.Packets) != 2 || s.Packets[0].Verdict != VerdictAnswered || s.Packets[1].Skip != skipCanceled {
 		var b strings.Builder
 		s.Print(&b)
 		s.PrintPackets(&b)
