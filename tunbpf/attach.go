@@ -26,19 +26,33 @@ var ErrProgramType = errors.New("TUN/TAP devices take only socket filter program
 //
 // The kernel keeps its own reference to the program: prog may be closed
 // once AttachFilter returns, and the filter stays until dev.ClearFilterProgram,
-// another attach, or the device's destruction. Safe to call from any
-// goroutine.
+// another attach, or the device's destruction. LinkFilter does the same
+// for the front door's tundra.Device and returns a Link whose Close
+// detaches. Safe to call from any goroutine.
 func AttachFilter(dev *tun.Device, prog *ebpf.Program) error {
-	return attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram)
+	linksMu.Lock()
+	defer linksMu.Unlock()
+	if err := attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram); err != nil {
+		return err
+	}
+	forgetLinkLocked(dev, linkFilter)
+	return nil
 }
 
 // AttachSteering attaches prog as dev's steering program
 // (tun.Device.SetSteeringProgram). The checks, errors and ownership are as
 // for AttachFilter; a device that is not multi-queue gives an error
-// wrapping tun.ErrNotMultiQueue. Detach it with dev.ClearSteeringProgram.
-// Safe to call from any goroutine.
+// wrapping tun.ErrNotMultiQueue. Detach it with dev.ClearSteeringProgram,
+// or use LinkSteering, whose Link detaches on Close. Safe to call from any
+// goroutine.
 func AttachSteering(dev *tun.Device, prog *ebpf.Program) error {
-	return attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram)
+	linksMu.Lock()
+	defer linksMu.Unlock()
+	if err := attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram); err != nil {
+		return err
+	}
+	forgetLinkLocked(dev, linkSteering)
+	return nil
 }
 
 func attach(dev *tun.Device, prog *ebpf.Program, op string, set func(int) error) error {
