@@ -30,13 +30,7 @@ var ErrProgramType = errors.New("TUN/TAP devices take only socket filter program
 // for the front door's tundra.Device and returns a Link whose Close
 // detaches. Safe to call from any goroutine.
 func AttachFilter(dev *tun.Device, prog *ebpf.Program) error {
-	linksMu.Lock()
-	defer linksMu.Unlock()
-	if err := attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram); err != nil {
-		return err
-	}
-	forgetLinkLocked(dev, linkFilter)
-	return nil
+	return attachUnlinked(dev, prog, linkFilter)
 }
 
 // AttachSteering attaches prog as dev's steering program
@@ -46,13 +40,28 @@ func AttachFilter(dev *tun.Device, prog *ebpf.Program) error {
 // or use LinkSteering, whose Link detaches on Close. Safe to call from any
 // goroutine.
 func AttachSteering(dev *tun.Device, prog *ebpf.Program) error {
+	return attachUnlinked(dev, prog, linkSteering)
+}
+
+// attachUnlinked attaches prog to dev's hook without a Link, so that no
+// earlier Link detaches it.
+func attachUnlinked(dev *tun.Device, prog *ebpf.Program, kind linkKind) error {
 	linksMu.Lock()
 	defer linksMu.Unlock()
-	if err := attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram); err != nil {
+	if err := attachHook(dev, prog, kind); err != nil {
 		return err
 	}
-	forgetLinkLocked(dev, linkSteering)
+	delete(links, linkKey{dev, kind})
 	return nil
+}
+
+// attachHook checks prog and attaches it to dev's filter or steering hook.
+// Called with linksMu held.
+func attachHook(dev *tun.Device, prog *ebpf.Program, kind linkKind) error {
+	if kind == linkFilter {
+		return attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram)
+	}
+	return attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram)
 }
 
 func attach(dev *tun.Device, prog *ebpf.Program, op string, set func(int) error) error {

@@ -56,25 +56,12 @@ var (
 func attachLink(dev *tun.Device, prog *ebpf.Program, kind linkKind) (*Link, error) {
 	linksMu.Lock()
 	defer linksMu.Unlock()
-	var err error
-	if kind == linkFilter {
-		err = attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram)
-	} else {
-		err = attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram)
-	}
-	if err != nil {
+	if err := attachHook(dev, prog, kind); err != nil {
 		return nil, err
 	}
 	l := &Link{dev: dev, kind: kind}
 	links[linkKey{dev, kind}] = l
 	return l, nil
-}
-
-// forgetLinkLocked records that a program attached without a Link now holds
-// dev's hook, so that no earlier Link detaches it. Called with linksMu
-// held.
-func forgetLinkLocked(dev *tun.Device, kind linkKind) {
-	delete(links, linkKey{dev, kind})
 }
 
 // Close detaches the Link's program from the device, unless another
