@@ -46,8 +46,8 @@ type CaptureStats struct {
 
 // Capture writes what the device reads into a pcap file until ctx is done,
 // Count packets were recorded, or reading the device fails. The reading is
-// done on the event loop's thread; the file is written by a Recorder's
-// goroutine. It returns nil when stopped by ctx or Count: a capture that
+// done on the event loop's thread; the file is written by a goroutine of
+// its own. It returns nil when stopped by ctx or Count: a capture that
 // ran until cancelled ended normally. Capture blocks its caller and is safe
 // to call from any goroutine.
 func Capture(ctx context.Context, opts CaptureOptions) (CaptureStats, error) {
@@ -58,7 +58,7 @@ func Capture(ctx context.Context, opts CaptureOptions) (CaptureStats, error) {
 	if opts.Output == nil {
 		return st, errors.New("replay: CaptureOptions.Output is required")
 	}
-	rec, err := NewRecorder(opts.Output, opts.Snaplen)
+	rec, err := newRecorder(opts.Output, opts.Snaplen)
 	if err != nil {
 		return st, err
 	}
@@ -110,7 +110,7 @@ func Capture(ctx context.Context, opts CaptureOptions) (CaptureStats, error) {
 
 // capturer is Capture's state on the loop; loop-only but for done.
 type capturer struct {
-	rec      *Recorder
+	rec      *recorder
 	filter   func([]byte) bool
 	count    int
 	buf      []byte

@@ -124,12 +124,12 @@ func l4Valid(ip *ipInfo, p []byte) (valid, ok bool) {
 	return fold(sum(pseudoSum(ip, p, len(seg)), seg)) == 0xffff, true
 }
 
-// BadChecksums returns the checksums of the IP packet p that are wrong.
+// badChecksums returns the checksums of the IP packet p that are wrong.
 // Only what can be verified is checked: the IPv4 header always, the
 // upper-layer checksum only for a complete, unfragmented datagram. A UDP
 // checksum of zero over IPv4 means "none" and is not wrong. Pure; safe from
 // any goroutine.
-func BadChecksums(p []byte) Checksums {
+func badChecksums(p []byte) Checksums {
 	ip, ok := parseIP(p)
 	if !ok {
 		return 0
@@ -147,14 +147,14 @@ func BadChecksums(p []byte) Checksums {
 	return bad
 }
 
-// FixChecksums recomputes, in place, the wrong checksums of the IP packet
+// fixChecksums recomputes, in place, the wrong checksums of the IP packet
 // p: the IPv4 header checksum, and the TCP, UDP, ICMP or ICMPv6 checksum of
 // a complete datagram (a fragment's upper-layer checksum covers bytes that
 // are not in it, so it is left alone, as is a packet whose length field
 // claims more than it holds). An IPv4 UDP checksum of zero ("none") stays
-// zero. It returns the checksums it changed; afterwards BadChecksums(p) is
+// zero. It returns the checksums it changed; afterwards badChecksums(p) is
 // empty. Pure; safe from any goroutine that owns p.
-func FixChecksums(p []byte) Checksums {
+func fixChecksums(p []byte) Checksums {
 	ip, ok := parseIP(p)
 	if !ok {
 		return 0

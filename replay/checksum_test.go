@@ -38,26 +38,26 @@ func checksumCases(t *testing.T) []struct {
 func TestBadAndFixChecksums(t *testing.T) {
 	for _, tc := range checksumCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			if bad := BadChecksums(tc.p); bad != 0 {
+			if bad := badChecksums(tc.p); bad != 0 {
 				t.Fatalf("gopacket-built packet has bad checksums %v", bad)
 			}
 			p := append([]byte(nil), tc.p...)
 			binary.BigEndian.PutUint16(p[tc.at:], binary.BigEndian.Uint16(p[tc.at:])^0x5a5a)
-			if bad := BadChecksums(p); bad != tc.kind {
+			if bad := badChecksums(p); bad != tc.kind {
 				t.Errorf("spoiled: BadChecksums = %v, want %v", bad, tc.kind)
 			}
-			if fixed := FixChecksums(p); fixed != tc.kind {
+			if fixed := fixChecksums(p); fixed != tc.kind {
 				t.Errorf("FixChecksums = %v, want %v", fixed, tc.kind)
 			}
 			if !bytes.Equal(p, tc.p) {
 				t.Errorf("fixed packet differs from gopacket's:\n got %x\nwant %x", p, tc.p)
 			}
-			if fixed := FixChecksums(p); fixed != 0 {
+			if fixed := fixChecksums(p); fixed != 0 {
 				t.Errorf("second FixChecksums changed %v", fixed)
 			}
 			if tc.p[0]>>4 == 4 {
 				binary.BigEndian.PutUint16(p[10:], 0x1234)
-				if BadChecksums(p) != ChecksumIPv4 || FixChecksums(p) != ChecksumIPv4 || !bytes.Equal(p, tc.p) {
+				if badChecksums(p) != ChecksumIPv4 || fixChecksums(p) != ChecksumIPv4 || !bytes.Equal(p, tc.p) {
 					t.Errorf("IPv4 header checksum not detected or fixed")
 				}
 			}
@@ -69,13 +69,13 @@ func TestChecksumSpecialCases(t *testing.T) {
 	// IPv4 UDP checksum zero means none: neither bad nor fixed.
 	p := udpPkt(t, tA4, tB4, 1, 2, "no checksum")
 	binary.BigEndian.PutUint16(p[26:], 0)
-	if BadChecksums(p) != 0 || FixChecksums(p) != 0 || binary.BigEndian.Uint16(p[26:]) != 0 {
+	if badChecksums(p) != 0 || fixChecksums(p) != 0 || binary.BigEndian.Uint16(p[26:]) != 0 {
 		t.Errorf("IPv4 UDP zero checksum touched")
 	}
 	// Over IPv6 zero is wrong.
 	p = udpPkt(t, tA6, tB6, 1, 2, "zero")
 	binary.BigEndian.PutUint16(p[46:], 0)
-	if BadChecksums(p) != ChecksumUDP || FixChecksums(p) != ChecksumUDP {
+	if badChecksums(p) != ChecksumUDP || fixChecksums(p) != ChecksumUDP {
 		t.Errorf("IPv6 UDP zero checksum not fixed")
 	}
 	// A fragment's upper-layer checksum covers bytes that are not there.
@@ -84,19 +84,19 @@ func TestChecksumSpecialCases(t *testing.T) {
 	binary.BigEndian.PutUint16(frag[10:], 0)
 	binary.BigEndian.PutUint16(frag[10:], ipv4HeaderChecksum(frag[:20]))
 	binary.BigEndian.PutUint16(frag[26:], 0xdead)
-	if FixChecksums(frag) != 0 || binary.BigEndian.Uint16(frag[26:]) != 0xdead {
+	if fixChecksums(frag) != 0 || binary.BigEndian.Uint16(frag[26:]) != 0xdead {
 		t.Errorf("fragment's UDP checksum touched")
 	}
 	// A length field that claims more than the packet holds.
 	long := udpPkt(t, tA6, tB6, 1, 2, "short")
 	binary.BigEndian.PutUint16(long[4:], 100)
 	binary.BigEndian.PutUint16(long[46:], 0xbeef)
-	if FixChecksums(long) != 0 || binary.BigEndian.Uint16(long[46:]) != 0xbeef {
+	if fixChecksums(long) != 0 || binary.BigEndian.Uint16(long[46:]) != 0xbeef {
 		t.Errorf("truncated packet's checksum touched")
 	}
 	// Garbage is left alone.
 	for _, g := range [][]byte{nil, {0x45}, {0x60, 0, 0}, {0x00, 1, 2, 3}} {
-		if FixChecksums(g) != 0 || BadChecksums(g) != 0 {
+		if fixChecksums(g) != 0 || badChecksums(g) != 0 {
 			t.Errorf("%x: reported checksums", g)
 		}
 	}
@@ -112,7 +112,7 @@ func TestChecksumRoutingHeaderPseudoDestination(t *testing.T) {
 	}
 	ps, _ := readAll(t, b)
 	for _, p := range ps {
-		if bad := BadChecksums(p.IP); bad != 0 {
+		if bad := badChecksums(p.IP); bad != 0 {
 			t.Errorf("record %d: %v checksum wrong", p.Number, bad)
 		}
 		ip, _ := parseIP(p.IP)
@@ -126,7 +126,7 @@ func TestAdjustChecksumKeepsBadBad(t *testing.T) {
 	good := udpPkt(t, tA6, tB6, 1, 2, "payload")
 	bad := append([]byte(nil), good...)
 	binary.BigEndian.PutUint16(bad[46:], binary.BigEndian.Uint16(bad[46:])+0x0101)
-	rw, err := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("fd00::1/64")}})
+	rw, err := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("fd00::1/64")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +135,10 @@ func TestAdjustChecksumKeepsBadBad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if BadChecksums(good) != 0 {
+	if badChecksums(good) != 0 {
 		t.Errorf("a right checksum went wrong in the rewrite")
 	}
-	if BadChecksums(bad) != ChecksumUDP {
+	if badChecksums(bad) != ChecksumUDP {
 		t.Errorf("a wrong checksum went right in the rewrite")
 	}
 	// By the same amount: fixing both gives the same value.
@@ -159,7 +159,7 @@ func TestChecksumsString(t *testing.T) {
 
 // gopacket recomputes the same checksums for a packet the Rewriter moved.
 func TestRewrittenChecksumsAgreeWithGopacket(t *testing.T) {
-	rw, err := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("fd00::1/64")}})
+	rw, err := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24"), netip.MustParsePrefix("fd00::1/64")}})
 	if err != nil {
 		t.Fatal(err)
 	}

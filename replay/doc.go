@@ -3,12 +3,16 @@
 // kernel does with given packets: whether it answers them, delivers them to
 // a socket, drops them, or refuses them on write.
 //
+// The exported surface is what a test that replays captures needs: Run
+// with its Options and Summary, Capture, and the expectation files
+// (Expect). Reading, rewriting and checksumming are Run's internals.
+//
 // # Reading captures
 //
-// Reader reads classic pcap (either byte order, micro- or nanosecond
+// Run reads classic pcap (either byte order, micro- or nanosecond
 // timestamps) and pcapng files, gzipped or not, with
 // github.com/google/gopacket/pcapgo, which is pure Go: no cgo, no libpcap.
-// StripLink takes the link-layer header off each record: Ethernet (with
+// It takes the link-layer header off each record: Ethernet (with
 // 802.1Q/802.1ad tags; non-IP frames are skipped and counted), raw IP (link
 // types 101, 228 and 229), Linux cooked captures (113 and 276) and BSD
 // loopback (0 and 108). Malformed input gives errors wrapping ErrMalformed,
@@ -16,14 +20,14 @@
 //
 // # Rewriting
 //
-// A capture taken elsewhere addresses other hosts. Rewriter moves each
-// conversation into the device's prefix, the host under test becoming the
-// device's own address and every peer getting an address of its own, so
+// A capture taken elsewhere addresses other hosts. Options.Rewrite moves
+// each conversation into the device's prefix, the host under test becoming
+// the device's own address and every peer getting an address of its own, so
 // that the kernel takes the packets as addressed to it and its answers come
-// back through the device. FixChecksums recomputes the IPv4 header, TCP,
-// UDP, ICMP and ICMPv6 checksums; a packet whose bad checksum is the point
-// of the test can be kept bad (Options.KeepBadChecksums), and rewriting
-// keeps it bad by the same amount.
+// back through the device (see RewriteConfig). ChecksumFix recomputes the
+// IPv4 header, TCP, UDP, ICMP and ICMPv6 checksums; a packet whose bad
+// checksum is the point of the test can be kept bad
+// (Options.KeepBadChecksums), and rewriting keeps it bad by the same amount.
 //
 // # Replaying
 //
@@ -41,9 +45,9 @@
 //
 // # Capturing
 //
-// Recorder writes IP packets to a pcap file of link type RAW with
-// nanosecond timestamps, off the loop's thread; Capture records what a
-// device reads until told to stop. tcpdump -r, tshark -r and Wireshark open
+// Capture records what a device reads until told to stop, and Run does the
+// same with Options.Capture: a pcap file of link type RAW with nanosecond
+// timestamps, written off the loop's thread. tcpdump -r, tshark -r and Wireshark open
 // the files.
 //
 // # Expectations
@@ -55,10 +59,8 @@
 // # Threads
 //
 // Run and Capture block their caller and may be called from any goroutine;
-// all their I/O on the device happens on the loop's thread. The pure parts
-// (Reader, StripLink, Rewriter, FixChecksums, BadChecksums, Describe,
-// ParseExpect) touch nothing but their arguments; a Reader or Rewriter is
-// used by one goroutine at a time. Linux is the only system with TUN
+// all their I/O on the device happens on the loop's thread. ParseExpect and
+// the methods of Expect and Summary touch nothing but their arguments. Linux is the only system with TUN
 // devices here (package tun); elsewhere Run and Capture fail because no
 // device can be opened, and the kernel counters are reported unavailable.
 package replay

@@ -2,9 +2,7 @@ package replay_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net/netip"
 	"os"
@@ -13,49 +11,6 @@ import (
 	"github.com/tundra-go/tundra/replay"
 	"github.com/tundra-go/tundra/tun"
 )
-
-// Read a capture and look at what would be written into a device: the
-// link-layer headers come off, non-IP frames are skipped, and the
-// addresses move into the device's prefix.
-func ExampleReader() {
-	f, err := os.Open("../testdata/pcaps/icmp6-echo.pcapng")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer f.Close()
-	r, err := replay.NewReader(f)
-	if err != nil {
-		log.Fatal(err)
-	}
-	rw, err := replay.NewRewriter(replay.RewriteConfig{
-		Prefixes: []netip.Prefix{netip.MustParsePrefix("fd00:7e57::1/64")},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	for {
-		p, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			log.Fatal(err)
-		}
-		if p.Skip != replay.SkipNone {
-			fmt.Printf("#%d skipped: %s\n", p.Number, p.Skip)
-			continue
-		}
-		if _, err := rw.Rewrite(p.IP); err != nil {
-			log.Fatal(err)
-		}
-		fmt.Printf("#%d %s\n", p.Number, replay.Describe(p.IP))
-	}
-	// Output:
-	// #1 skipped: non-ip
-	// #2 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=1 (80 bytes)
-	// #3 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=2 (80 bytes)
-	// #4 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=3 (80 bytes)
-}
 
 // Replay a capture into a TUN device and print what the kernel did with
 // each packet (what `tunbench replay -v FILE` shows). The device must be up

@@ -159,7 +159,7 @@ func ParseExpect(r io.Reader) (*Expect, error) {
 var answerKinds = []AnswerKind{AnswerEchoReply, AnswerSynAck, AnswerRST, AnswerTCP, AnswerUDP,
 	AnswerPortUnreachable, AnswerUnreachable, AnswerTooBig, AnswerTimeExceeded, AnswerParamProblem}
 
-var skipReasons = []SkipReason{SkipNonIP, SkipShort, SkipEmpty, SkipWrongFamily, SkipLinkType, SkipCanceled}
+var skipReasons = []SkipReason{skipNonIP, skipShort, skipEmpty, skipWrongFamily, skipLinkType, skipCanceled}
 
 func (p *PacketExpect) validate() error {
 	switch p.Verdict {
@@ -286,21 +286,7 @@ func describeOutcome(o *Outcome) string {
 
 // WriteTo writes the expectation in its text form, as ParseExpect reads it.
 func (e *Expect) WriteTo(w io.Writer) (int64, error) {
-	return e.write(w, nil, nil)
-}
-
-// WriteCommented is WriteTo with header comment lines first and a comment
-// after the line of each record that notes names (either may be nil).
-func (e *Expect) WriteCommented(w io.Writer, header []string, notes map[int]string) error {
-	_, err := e.write(w, header, notes)
-	return err
-}
-
-func (e *Expect) write(w io.Writer, header []string, notes map[int]string) (int64, error) {
 	var b strings.Builder
-	for _, h := range header {
-		b.WriteString(strings.TrimRight("# "+h, " ") + "\n")
-	}
 	if e.Capture != "" {
 		fmt.Fprintf(&b, "capture %s\n", e.Capture)
 	}
@@ -319,11 +305,7 @@ func (e *Expect) write(w io.Writer, header []string, notes map[int]string) (int6
 		fmt.Fprintf(&b, "keep-bad %s\n", strings.Join(parts, " "))
 	}
 	for _, p := range e.Packets {
-		line := fmt.Sprintf("%d %s", p.Number, p.String())
-		if n := notes[p.Number]; n != "" {
-			line = fmt.Sprintf("%-40s # %s", line, n)
-		}
-		b.WriteString(line + "\n")
+		fmt.Fprintf(&b, "%d %s\n", p.Number, p.String())
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err

@@ -95,7 +95,7 @@ func TestExpectCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := Summary{Packets: []Outcome{
-		{Number: 1, Verdict: VerdictSkipped, Skip: SkipNonIP},
+		{Number: 1, Verdict: VerdictSkipped, Skip: skipNonIP},
 		{Number: 2, Verdict: VerdictAnswered, Answers: []Answer{{Kind: AnswerEchoReply}}},
 		{Number: 3, Verdict: VerdictDropped, Counters: []Counter{{"Udp6InCsumErrors", 1}, {"Udp6InErrors", 1}}},
 		{Number: 4, Verdict: VerdictRefused, Errno: syscall.EINVAL},
@@ -112,7 +112,7 @@ func TestExpectCheck(t *testing.T) {
 		f    func(s *Summary)
 		msg  string
 	}{
-		{"skip reason", func(s *Summary) { s.Packets[0].Skip = SkipShort }, "want skip reason non-ip"},
+		{"skip reason", func(s *Summary) { s.Packets[0].Skip = skipShort }, "want skip reason non-ip"},
 		{"answer kind", func(s *Summary) { s.Packets[1].Answers[0].Kind = AnswerRST }, "want an answer of kind echo-reply"},
 		{"counter", func(s *Summary) { s.Packets[2].Counters = s.Packets[2].Counters[:1] }, "want counter Udp6InErrors to rise"},
 		{"errno", func(s *Summary) { s.Packets[3].Errno = syscall.EIO }, "want refusal with EINVAL"},

@@ -37,7 +37,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{0x1f, 0x8b, 0, 0})
 	f.Add(append(ngSection(), ngIDBlock(276, nil)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := NewReader(bytes.NewReader(b))
+		r, err := newReader(bytes.NewReader(b))
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("NewReader error does not wrap ErrMalformed: %v", err)
@@ -71,14 +71,14 @@ func FuzzReader(f *testing.F) {
 // exercisePacket runs every pure function that looks at a packet over p,
 // checking the properties they promise.
 func exercisePacket(t *testing.T, p []byte) {
-	_ = Describe(p)
-	goodBefore := BadChecksums(p) == 0
+	_ = describe(p)
+	goodBefore := badChecksums(p) == 0
 	c := append([]byte(nil), p...)
-	FixChecksums(c)
-	if bad := BadChecksums(c); bad != 0 {
+	fixChecksums(c)
+	if bad := badChecksums(c); bad != 0 {
 		t.Fatalf("after FixChecksums, %v still bad in %x", bad, c)
 	}
-	rw, err := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/8"), netip.MustParsePrefix("fd00::1/64")}})
+	rw, err := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/8"), netip.MustParsePrefix("fd00::1/64")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,16 +89,16 @@ func exercisePacket(t *testing.T, p []byte) {
 	if len(r) != len(p) {
 		t.Fatalf("Rewrite changed the length")
 	}
-	if goodBefore && BadChecksums(r) != 0 {
-		t.Fatalf("Rewrite broke a right checksum: %v in %x (from %x)", BadChecksums(r), r, p)
+	if goodBefore && badChecksums(r) != 0 {
+		t.Fatalf("Rewrite broke a right checksum: %v in %x (from %x)", badChecksums(r), r, p)
 	}
 	m := newMatcher()
 	o := &Outcome{}
 	m.sent(p, o)
 	m.answer(p)
 	m.answer(r)
-	for _, lt := range []LinkType{LinkTypeEthernet, LinkTypeLinuxSLL, LinkTypeSLL2, LinkTypeNull, LinkTypeIPv6} {
-		StripLink(lt, p)
+	for _, lt := range []LinkType{linkTypeEthernet, linkTypeLinuxSLL, linkTypeSLL2, linkTypeNull, linkTypeIPv6} {
+		stripLink(lt, p)
 	}
 }
 

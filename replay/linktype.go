@@ -14,66 +14,73 @@ import (
 // for LINUX_SLL2, so the package reads the value itself).
 type LinkType uint16
 
-// The link types Reader turns into bare IP packets.
+// The link types the capture reader turns into bare IP packets.
 const (
-	LinkTypeNull     LinkType = 0   // BSD loopback: a 4-byte address family in the capturing host's byte order
-	LinkTypeEthernet LinkType = 1   // Ethernet II, with optional 802.1Q/802.1ad tags
-	LinkTypeRaw      LinkType = 101 // bare IPv4 or IPv6
-	LinkTypeLoop     LinkType = 108 // OpenBSD loopback: a 4-byte address family in network byte order
-	LinkTypeLinuxSLL LinkType = 113 // Linux cooked capture v1 (16-byte header)
-	LinkTypeIPv4     LinkType = 228 // bare IPv4
-	LinkTypeIPv6     LinkType = 229 // bare IPv6
-	LinkTypeSLL2     LinkType = 276 // Linux cooked capture v2 (20-byte header)
+	linkTypeNull     LinkType = 0   // BSD loopback: a 4-byte address family in the capturing host's byte order
+	linkTypeEthernet LinkType = 1   // Ethernet II, with optional 802.1Q/802.1ad tags
+	linkTypeRaw      LinkType = 101 // bare IPv4 or IPv6
+	linkTypeLoop     LinkType = 108 // OpenBSD loopback: a 4-byte address family in network byte order
+	linkTypeLinuxSLL LinkType = 113 // Linux cooked capture v1 (16-byte header)
+	linkTypeIPv4     LinkType = 228 // bare IPv4
+	linkTypeIPv6     LinkType = 229 // bare IPv6
+	linkTypeSLL2     LinkType = 276 // Linux cooked capture v2 (20-byte header)
 )
 
 // String names the link type the way libpcap does ("EN10MB", "RAW", ...),
 // or gives its number.
 func (t LinkType) String() string {
 	switch t {
-	case LinkTypeNull:
+	case linkTypeNull:
 		return "NULL"
-	case LinkTypeEthernet:
+	case linkTypeEthernet:
 		return "EN10MB"
-	case LinkTypeRaw:
+	case linkTypeRaw:
 		return "RAW"
-	case LinkTypeLoop:
+	case linkTypeLoop:
 		return "LOOP"
-	case LinkTypeLinuxSLL:
+	case linkTypeLinuxSLL:
 		return "LINUX_SLL"
-	case LinkTypeIPv4:
+	case linkTypeIPv4:
 		return "IPV4"
-	case LinkTypeIPv6:
+	case linkTypeIPv6:
 		return "IPV6"
-	case LinkTypeSLL2:
+	case linkTypeSLL2:
 		return "LINUX_SLL2"
 	}
 	return "LINKTYPE_" + strconv.Itoa(int(t))
 }
 
-// Supported reports whether Reader can take IP packets out of records of
+// supported reports whether the capture reader can take IP packets out of records of
 // this link type.
-func (t LinkType) Supported() bool {
+func (t LinkType) supported() bool {
 	switch t {
-	case LinkTypeNull, LinkTypeEthernet, LinkTypeRaw, LinkTypeLoop,
-		LinkTypeLinuxSLL, LinkTypeIPv4, LinkTypeIPv6, LinkTypeSLL2:
+	case linkTypeNull, linkTypeEthernet, linkTypeRaw, linkTypeLoop,
+		linkTypeLinuxSLL, linkTypeIPv4, linkTypeIPv6, linkTypeSLL2:
 		return true
 	}
 	return false
 }
 
-// SkipReason says why a record of a capture is not replayed. The empty
-// reason means the record holds an IP packet (of any version: a version
-// nibble other than 4 or 6 is the kernel's business, not the reader's).
+// SkipReason says why a record of a capture is not replayed (Outcome.Skip,
+// Summary.SkippedBy, and the skipped lines of an expectation file):
+// "non-ip" (the link header names another protocol: ARP, LLDP, 802.3 LLC,
+// ...), "short" (the record ends inside the link-layer header), "empty" (no
+// bytes after it), "wrong-family" (a LINKTYPE_IPV4/IPV6 record whose
+// version nibble says otherwise), "link-type" (a link type this package
+// does not decode) or "canceled" (Run was stopped before writing it). The
+// empty reason means the record holds an IP packet (of any version: a
+// version nibble other than 4 or 6 is the kernel's business, not the
+// reader's).
 type SkipReason string
 
 // Reasons for skipping a record.
 const (
-	SkipNone        SkipReason = ""
-	SkipNonIP       SkipReason = "non-ip"       // the link header names another protocol (ARP, LLDP, 802.3 LLC, ...)
-	SkipShort       SkipReason = "short"        // the record ends inside the link-layer header
-	SkipEmpty       SkipReason = "empty"        // no bytes after the link-layer header
-	SkipWrongFamily SkipReason = "wrong-family" // LINKTYPE_IPV4/IPV6 record whose version nibble says otherwise
-	SkipLinkType    SkipReason = "link-type"    // a link type this package does not decode
+	skipNone        SkipReason = ""
+	skipNonIP       SkipReason = "non-ip"       // the link header names another protocol (ARP, LLDP, 802.3 LLC, ...)
+	skipShort       SkipReason = "short"        // the record ends inside the link-layer header
+	skipEmpty       SkipReason = "empty"        // no bytes after the link-layer header
+	skipWrongFamily SkipReason = "wrong-family" // LINKTYPE_IPV4/IPV6 record whose version nibble says otherwise
+	skipLinkType    SkipReason = "link-type"    // a link type this package does not decode
 )
 
 // Address families seen in NULL and LOOP headers: AF_INET is 2 everywhere;
@@ -94,50 +101,50 @@ func isAFInet6(v uint32) bool {
 	return false
 }
 
-// StripLink takes the link-layer header off one record of link type lt and
+// stripLink takes the link-layer header off one record of link type lt and
 // returns the network-layer packet, a sub-slice of frame, or the reason the
 // record carries no IP packet. Ethernet padding after the IP packet (short
 // frames are padded to 60 bytes) is cut off when the IP length field says
 // where the packet ends. Pure; safe from any goroutine; it keeps no
 // reference to frame.
-func StripLink(lt LinkType, frame []byte) ([]byte, SkipReason) {
+func stripLink(lt LinkType, frame []byte) ([]byte, SkipReason) {
 	switch lt {
-	case LinkTypeRaw:
+	case linkTypeRaw:
 		return nonEmpty(frame)
-	case LinkTypeIPv4, LinkTypeIPv6:
+	case linkTypeIPv4, linkTypeIPv6:
 		p, why := nonEmpty(frame)
-		if why != SkipNone {
+		if why != skipNone {
 			return nil, why
 		}
 		want := 4
-		if lt == LinkTypeIPv6 {
+		if lt == linkTypeIPv6 {
 			want = 6
 		}
 		if int(p[0]>>4) != want {
-			return nil, SkipWrongFamily
+			return nil, skipWrongFamily
 		}
-		return p, SkipNone
-	case LinkTypeEthernet:
+		return p, skipNone
+	case linkTypeEthernet:
 		return stripEthernet(frame)
-	case LinkTypeLinuxSLL:
+	case linkTypeLinuxSLL:
 		// packet type(2) ARPHRD(2) address length(2) address(8) protocol(2)
 		if len(frame) < 16 {
-			return nil, SkipShort
+			return nil, skipShort
 		}
 		return byEtherType(binary.BigEndian.Uint16(frame[14:16]), frame[16:], false)
-	case LinkTypeSLL2:
+	case linkTypeSLL2:
 		// protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1)
 		// address length(1) address(8)
 		if len(frame) < 20 {
-			return nil, SkipShort
+			return nil, skipShort
 		}
 		return byEtherType(binary.BigEndian.Uint16(frame[0:2]), frame[20:], false)
-	case LinkTypeNull, LinkTypeLoop:
+	case linkTypeNull, linkTypeLoop:
 		if len(frame) < 4 {
-			return nil, SkipShort
+			return nil, skipShort
 		}
 		var af uint32
-		if lt == LinkTypeLoop {
+		if lt == linkTypeLoop {
 			af = binary.BigEndian.Uint32(frame[:4])
 		} else {
 			// Host byte order of the capturing machine, which the file does
@@ -152,16 +159,16 @@ func StripLink(lt LinkType, frame []byte) ([]byte, SkipReason) {
 		case af == afInet, isAFInet6(af):
 			return nonEmpty(frame[4:])
 		}
-		return nil, SkipNonIP
+		return nil, skipNonIP
 	}
-	return nil, SkipLinkType
+	return nil, skipLinkType
 }
 
 func nonEmpty(p []byte) ([]byte, SkipReason) {
 	if len(p) == 0 {
-		return nil, SkipEmpty
+		return nil, skipEmpty
 	}
-	return p, SkipNone
+	return p, skipNone
 }
 
 // stripEthernet decodes the Ethernet header and any VLAN tags with
@@ -169,7 +176,7 @@ func nonEmpty(p []byte) ([]byte, SkipReason) {
 func stripEthernet(frame []byte) ([]byte, SkipReason) {
 	var eth layers.Ethernet
 	if err := eth.DecodeFromBytes(frame, gopacket.NilDecodeFeedback); err != nil {
-		return nil, SkipShort
+		return nil, skipShort
 	}
 	et, payload := eth.EthernetType, eth.Payload
 	for range 8 { // QinQ stacks are shallow; 8 is generous
@@ -178,7 +185,7 @@ func stripEthernet(frame []byte) ([]byte, SkipReason) {
 		}
 		var tag layers.Dot1Q
 		if err := tag.DecodeFromBytes(payload, gopacket.NilDecodeFeedback); err != nil {
-			return nil, SkipShort
+			return nil, skipShort
 		}
 		et, payload = tag.Type, tag.Payload
 	}
@@ -189,13 +196,13 @@ func stripEthernet(frame []byte) ([]byte, SkipReason) {
 // padding off the end.
 func byEtherType(et uint16, payload []byte, trimPad bool) ([]byte, SkipReason) {
 	if et != 0x0800 && et != 0x86dd {
-		return nil, SkipNonIP
+		return nil, skipNonIP
 	}
 	p, why := nonEmpty(payload)
-	if why != SkipNone || !trimPad {
+	if why != skipNone || !trimPad {
 		return p, why
 	}
-	return trimPadding(p), SkipNone
+	return trimPadding(p), skipNone
 }
 
 // trimPadding cuts bytes past the end the IP length field gives, when the

@@ -30,7 +30,7 @@ const (
 type Answer struct {
 	Time time.Time  // when the device read it
 	Kind AnswerKind // what it is
-	Desc string     // a one-line description, as Describe gives
+	Desc string     // a one-line description, such as "IPv6 fd00::2 > fd00::1 ICMPv6 echo-request id=1 seq=1 (64 bytes)"
 	Data []byte     // the packet, when Options.KeepData is set
 }
 
@@ -234,11 +234,11 @@ func (m *matcher) quoted(q []byte) *Outcome {
 
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 
-// Describe gives a one-line description of an IP packet, such as
+// describe gives a one-line description of an IP packet, such as
 // "IPv6 fd00::2 > fd00::1 ICMPv6 echo-request id=4660 seq=1 (64 bytes)".
 // It never fails: bytes that are not an IP packet are described as such.
 // Pure; safe from any goroutine.
-func Describe(p []byte) string {
+func describe(p []byte) string {
 	ip, ok := parseIP(p)
 	if !ok {
 		if len(p) == 0 {

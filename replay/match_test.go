@@ -76,13 +76,13 @@ func TestDescribe(t *testing.T) {
 		{nil, "empty packet"},
 	}
 	for _, tc := range tests {
-		if got := Describe(tc.p); got != tc.want {
+		if got := describe(tc.p); got != tc.want {
 			t.Errorf("Describe = %q\n            want %q", got, tc.want)
 		}
 	}
 	frag := udpPkt(t, tA4, tB4, 1, 2, "x")
 	frag[6], frag[7] = 0x20, 0x10 // MF, offset 128
-	if got := Describe(frag); !strings.Contains(got, "fragment id=0x7 off=128+ proto 17") {
+	if got := describe(frag); !strings.Contains(got, "fragment id=0x7 off=128+ proto 17") {
 		t.Errorf("fragment: %q", got)
 	}
 }

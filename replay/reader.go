@@ -22,7 +22,7 @@ const MaxRecordLen = 262144
 // its headers and options.
 const maxBlockLen = MaxRecordLen + 64<<10
 
-// ErrMalformed is wrapped by the errors Reader returns for input that is
+// ErrMalformed is wrapped by the errors Run returns for a capture that is
 // not a well-formed pcap or pcapng file (bad magic, a record longer than its
 // file allows, a block whose length is inconsistent).
 var ErrMalformed = errors.New("malformed capture")
@@ -32,23 +32,23 @@ type Format int
 
 // Capture file formats.
 const (
-	FormatPcap   Format = iota + 1 // classic libpcap, micro- or nanosecond timestamps, either byte order
-	FormatPcapNG                   // pcapng, any number of sections and interfaces
+	formatPcap   Format = iota + 1 // classic libpcap, micro- or nanosecond timestamps, either byte order
+	formatPcapNG                   // pcapng, any number of sections and interfaces
 )
 
 // String gives "pcap" or "pcapng".
 func (f Format) String() string {
 	switch f {
-	case FormatPcap:
+	case formatPcap:
 		return "pcap"
-	case FormatPcapNG:
+	case formatPcapNG:
 		return "pcapng"
 	}
 	return "unknown"
 }
 
-// Packet is one record of a capture.
-type Packet struct {
+// record is one record of a capture.
+type record struct {
 	Number    int       // 1-based position of the record in the file
 	Timestamp time.Time // when it was captured
 	LinkType  LinkType  // the record's link type (pcapng files may mix them)
@@ -63,13 +63,13 @@ type Packet struct {
 }
 
 // Truncated reports whether the capture kept less than the whole packet.
-func (p *Packet) Truncated() bool { return p.OrigLen > len(p.Frame) }
+func (p *record) Truncated() bool { return p.OrigLen > len(p.Frame) }
 
-// Reader reads the records of a classic pcap or a pcapng capture, possibly
+// captureReader reads the records of a classic pcap or a pcapng capture, possibly
 // gzip-compressed, and takes the link-layer header off each one.
 //
-// A Reader is not safe for concurrent use: one goroutine at a time.
-type Reader struct {
+// A captureReader is not safe for concurrent use: one goroutine at a time.
+type captureReader struct {
 	format  Format
 	linkPcp LinkType // classic pcap: the file's link type
 	pcap    *pcapgo.Reader
@@ -80,9 +80,9 @@ type Reader struct {
 	skipped map[SkipReason]int
 }
 
-// NewReader reads the file header from r and returns a Reader for its
-// records. r is read sequentially and never seeked; the Reader buffers it.
-func NewReader(r io.Reader) (*Reader, error) {
+// newReader reads the file header from r and returns a reader for its
+// records. r is read sequentially and never seeked; the reader buffers it.
+func newReader(r io.Reader) (*captureReader, error) {
 	br := bufio.NewReader(r)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -98,10 +98,10 @@ func NewReader(r io.Reader) (*Reader, error) {
 			return nil, fmt.Errorf("replay: reading the file header: %w: %w", ErrMalformed, err)
 		}
 	}
-	rd := &Reader{skipped: map[SkipReason]int{}}
+	rd := &captureReader{skipped: map[SkipReason]int{}}
 	switch binary.BigEndian.Uint32(magic) {
 	case 0x0a0d0d0a: // pcapng section header block
-		rd.format = FormatPcapNG
+		rd.format = formatPcapNG
 		rd.feed = &ngFeeder{r: br}
 		err = guard(func() error {
 			var err error
@@ -109,7 +109,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 			return err
 		})
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		rd.format = FormatPcap
+		rd.format = formatPcap
 		hdr, perr := br.Peek(24)
 		if perr != nil {
 			return nil, fmt.Errorf("replay: pcap file header: %w: %w", ErrMalformed, perr)
@@ -138,13 +138,13 @@ func NewReader(r io.Reader) (*Reader, error) {
 }
 
 // Format reports the container format.
-func (r *Reader) Format() Format { return r.format }
+func (r *captureReader) Format() Format { return r.format }
 
 // LinkType is the link type of a classic pcap file, or of the first
 // interface of a pcapng file (0 before the first record if none has been
 // described yet).
-func (r *Reader) LinkType() LinkType {
-	if r.format == FormatPcap {
+func (r *captureReader) LinkType() LinkType {
+	if r.format == formatPcap {
 		return r.linkPcp
 	}
 	if lt, ok := r.feed.linkType(0); ok {
@@ -154,7 +154,7 @@ func (r *Reader) LinkType() LinkType {
 }
 
 // Skipped returns how many records were skipped so far, by reason.
-func (r *Reader) Skipped() map[SkipReason]int {
+func (r *captureReader) Skipped() map[SkipReason]int {
 	m := make(map[SkipReason]int, len(r.skipped))
 	for k, v := range r.skipped {
 		m[k] = v
@@ -167,9 +167,9 @@ func (r *Reader) Skipped() map[SkipReason]int {
 // in the middle of a record gives io.ErrUnexpectedEOF, and malformed input
 // an error wrapping ErrMalformed. After an error every call returns it
 // again. Next never panics on malformed input.
-func (r *Reader) Next() (Packet, error) {
+func (r *captureReader) Next() (record, error) {
 	if r.err != nil {
-		return Packet{}, r.err
+		return record{}, r.err
 	}
 	var (
 		data []byte
@@ -178,7 +178,7 @@ func (r *Reader) Next() (Packet, error) {
 	)
 	err := guard(func() error {
 		var err error
-		if r.format == FormatPcap {
+		if r.format == formatPcap {
 			data, ci, err = r.pcap.ReadPacketData()
 			lt = r.linkPcp
 			return err
@@ -204,12 +204,12 @@ func (r *Reader) Next() (Packet, error) {
 		default:
 			r.err = fmt.Errorf("replay: record %d: %w: %w", r.n+1, ErrMalformed, err)
 		}
-		return Packet{}, r.err
+		return record{}, r.err
 	}
 	r.n++
-	p := Packet{Number: r.n, Timestamp: ci.Timestamp, LinkType: lt, Frame: data, OrigLen: ci.Length}
-	p.IP, p.Skip = StripLink(lt, data)
-	if p.Skip != SkipNone {
+	p := record{Number: r.n, Timestamp: ci.Timestamp, LinkType: lt, Frame: data, OrigLen: ci.Length}
+	p.IP, p.Skip = stripLink(lt, data)
+	if p.Skip != skipNone {
 		r.skipped[p.Skip]++
 	}
 	return p, nil

@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,50 +56,50 @@ func TestStripLink(t *testing.T) {
 		want []byte
 		skip SkipReason
 	}{
-		{"raw v4", LinkTypeRaw, v4, v4, SkipNone},
-		{"raw v6", LinkTypeRaw, v6, v6, SkipNone},
-		{"raw version 0 is still written", LinkTypeRaw, []byte{0x05, 1, 2}, []byte{0x05, 1, 2}, SkipNone},
-		{"raw empty", LinkTypeRaw, nil, nil, SkipEmpty},
-		{"ipv4 link type", LinkTypeIPv4, v4, v4, SkipNone},
-		{"ipv6 packet under ipv4 link type", LinkTypeIPv4, v6, nil, SkipWrongFamily},
-		{"ipv6 link type", LinkTypeIPv6, v6, v6, SkipNone},
-		{"ipv4 packet under ipv6 link type", LinkTypeIPv6, v4, nil, SkipWrongFamily},
-		{"ethernet v4", LinkTypeEthernet, eth4, v4, SkipNone},
-		{"ethernet v6", LinkTypeEthernet, ethFrame(t, layers.EthernetTypeIPv6, v6), v6, SkipNone},
-		{"ethernet padding cut", LinkTypeEthernet, padded, v4, SkipNone},
-		{"ethernet arp", LinkTypeEthernet, ethFrame(t, layers.EthernetTypeARP, arp), nil, SkipNonIP},
-		{"ethernet 802.3 length", LinkTypeEthernet, cat(make([]byte, 12), []byte{0, 46}, make([]byte, 46)), nil, SkipNonIP},
-		{"ethernet short", LinkTypeEthernet, make([]byte, 13), nil, SkipShort},
-		{"ethernet header only", LinkTypeEthernet, ethFrame(t, layers.EthernetTypeIPv6, nil)[:14], nil, SkipEmpty},
-		{"802.1Q", LinkTypeEthernet, vlan(0x8100, 42, eth4), v4, SkipNone},
-		{"802.1ad over 802.1Q", LinkTypeEthernet, vlan(0x88a8, 7, vlan(0x8100, 42, eth4)), v4, SkipNone},
-		{"802.1Q cut in the tag", LinkTypeEthernet, vlan(0x8100, 42, eth4)[:15], nil, SkipShort},
-		{"sll v4", LinkTypeLinuxSLL, sll(0x0800, v4), v4, SkipNone},
-		{"sll v6", LinkTypeLinuxSLL, sll(0x86dd, v6), v6, SkipNone},
-		{"sll arp", LinkTypeLinuxSLL, sll(0x0806, arp), nil, SkipNonIP},
-		{"sll short", LinkTypeLinuxSLL, make([]byte, 15), nil, SkipShort},
-		{"sll with a long address length", LinkTypeLinuxSLL, func() []byte { f := sll(0x0800, v4); f[5] = 200; return f }(), v4, SkipNone},
-		{"sll2 v6", LinkTypeSLL2, sll2(0x86dd, v6), v6, SkipNone},
-		{"sll2 lldp", LinkTypeSLL2, sll2(0x88cc, arp), nil, SkipNonIP},
-		{"sll2 short", LinkTypeSLL2, make([]byte, 19), nil, SkipShort},
-		{"null inet little-endian", LinkTypeNull, cat(le(2), v4), v4, SkipNone},
-		{"null inet big-endian", LinkTypeNull, cat(be(2), v4), v4, SkipNone},
-		{"null inet6 linux", LinkTypeNull, cat(le(10), v6), v6, SkipNone},
-		{"null inet6 bsd", LinkTypeNull, cat(le(24), v6), v6, SkipNone},
-		{"null inet6 freebsd", LinkTypeNull, cat(be(28), v6), v6, SkipNone},
-		{"null inet6 darwin", LinkTypeNull, cat(le(30), v6), v6, SkipNone},
-		{"null other family", LinkTypeNull, cat(le(7), v6), nil, SkipNonIP},
-		{"null short", LinkTypeNull, []byte{2, 0}, nil, SkipShort},
-		{"loop inet", LinkTypeLoop, cat(be(2), v4), v4, SkipNone},
-		{"unsupported", LinkType(105), v4, nil, SkipLinkType},
+		{"raw v4", linkTypeRaw, v4, v4, skipNone},
+		{"raw v6", linkTypeRaw, v6, v6, skipNone},
+		{"raw version 0 is still written", linkTypeRaw, []byte{0x05, 1, 2}, []byte{0x05, 1, 2}, skipNone},
+		{"raw empty", linkTypeRaw, nil, nil, skipEmpty},
+		{"ipv4 link type", linkTypeIPv4, v4, v4, skipNone},
+		{"ipv6 packet under ipv4 link type", linkTypeIPv4, v6, nil, skipWrongFamily},
+		{"ipv6 link type", linkTypeIPv6, v6, v6, skipNone},
+		{"ipv4 packet under ipv6 link type", linkTypeIPv6, v4, nil, skipWrongFamily},
+		{"ethernet v4", linkTypeEthernet, eth4, v4, skipNone},
+		{"ethernet v6", linkTypeEthernet, ethFrame(t, layers.EthernetTypeIPv6, v6), v6, skipNone},
+		{"ethernet padding cut", linkTypeEthernet, padded, v4, skipNone},
+		{"ethernet arp", linkTypeEthernet, ethFrame(t, layers.EthernetTypeARP, arp), nil, skipNonIP},
+		{"ethernet 802.3 length", linkTypeEthernet, cat(make([]byte, 12), []byte{0, 46}, make([]byte, 46)), nil, skipNonIP},
+		{"ethernet short", linkTypeEthernet, make([]byte, 13), nil, skipShort},
+		{"ethernet header only", linkTypeEthernet, ethFrame(t, layers.EthernetTypeIPv6, nil)[:14], nil, skipEmpty},
+		{"802.1Q", linkTypeEthernet, vlan(0x8100, 42, eth4), v4, skipNone},
+		{"802.1ad over 802.1Q", linkTypeEthernet, vlan(0x88a8, 7, vlan(0x8100, 42, eth4)), v4, skipNone},
+		{"802.1Q cut in the tag", linkTypeEthernet, vlan(0x8100, 42, eth4)[:15], nil, skipShort},
+		{"sll v4", linkTypeLinuxSLL, sll(0x0800, v4), v4, skipNone},
+		{"sll v6", linkTypeLinuxSLL, sll(0x86dd, v6), v6, skipNone},
+		{"sll arp", linkTypeLinuxSLL, sll(0x0806, arp), nil, skipNonIP},
+		{"sll short", linkTypeLinuxSLL, make([]byte, 15), nil, skipShort},
+		{"sll with a long address length", linkTypeLinuxSLL, func() []byte { f := sll(0x0800, v4); f[5] = 200; return f }(), v4, skipNone},
+		{"sll2 v6", linkTypeSLL2, sll2(0x86dd, v6), v6, skipNone},
+		{"sll2 lldp", linkTypeSLL2, sll2(0x88cc, arp), nil, skipNonIP},
+		{"sll2 short", linkTypeSLL2, make([]byte, 19), nil, skipShort},
+		{"null inet little-endian", linkTypeNull, cat(le(2), v4), v4, skipNone},
+		{"null inet big-endian", linkTypeNull, cat(be(2), v4), v4, skipNone},
+		{"null inet6 linux", linkTypeNull, cat(le(10), v6), v6, skipNone},
+		{"null inet6 bsd", linkTypeNull, cat(le(24), v6), v6, skipNone},
+		{"null inet6 freebsd", linkTypeNull, cat(be(28), v6), v6, skipNone},
+		{"null inet6 darwin", linkTypeNull, cat(le(30), v6), v6, skipNone},
+		{"null other family", linkTypeNull, cat(le(7), v6), nil, skipNonIP},
+		{"null short", linkTypeNull, []byte{2, 0}, nil, skipShort},
+		{"loop inet", linkTypeLoop, cat(be(2), v4), v4, skipNone},
+		{"unsupported", LinkType(105), v4, nil, skipLinkType},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, skip := StripLink(tc.lt, tc.in)
+			got, skip := stripLink(tc.lt, tc.in)
 			if skip != tc.skip || !bytes.Equal(got, tc.want) {
 				t.Errorf("StripLink(%v) = %x, %q; want %x, %q", tc.lt, got, skip, tc.want, tc.skip)
 			}
-			if tc.skip == SkipNone && !tc.lt.Supported() {
+			if tc.skip == skipNone && !tc.lt.supported() {
 				t.Errorf("%v not Supported but decoded", tc.lt)
 			}
 		})
@@ -104,20 +107,20 @@ func TestStripLink(t *testing.T) {
 }
 
 func TestLinkTypeString(t *testing.T) {
-	for lt, want := range map[LinkType]string{LinkTypeEthernet: "EN10MB", LinkTypeSLL2: "LINUX_SLL2", 147: "LINKTYPE_147"} {
+	for lt, want := range map[LinkType]string{linkTypeEthernet: "EN10MB", linkTypeSLL2: "LINUX_SLL2", 147: "LINKTYPE_147"} {
 		if got := lt.String(); got != want {
 			t.Errorf("%d: %q, want %q", uint16(lt), got, want)
 		}
 	}
 }
 
-func readAll(t *testing.T, b []byte) ([]Packet, *Reader) {
+func readAll(t *testing.T, b []byte) ([]record, *captureReader) {
 	t.Helper()
-	r, err := NewReader(bytes.NewReader(b))
+	r, err := newReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("NewReader: %v", err)
 	}
-	var ps []Packet
+	var ps []record
 	for {
 		p, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -182,17 +185,17 @@ func TestReaderFormats(t *testing.T) {
 		ip   []byte
 		skip SkipReason
 	}
-	ethWant := []want{{LinkTypeEthernet, v4, ""}, {LinkTypeEthernet, nil, SkipNonIP}, {LinkTypeEthernet, v6, ""}}
+	ethWant := []want{{linkTypeEthernet, v4, ""}, {linkTypeEthernet, nil, skipNonIP}, {linkTypeEthernet, v6, ""}}
 	tests := []struct {
 		name   string
 		in     []byte
 		format Format
 		want   []want
 	}{
-		{"pcap little-endian", eth, FormatPcap, ethWant},
-		{"pcap big-endian", bigEndianPcap(eth), FormatPcap, ethWant},
-		{"pcap gzip", gz.Bytes(), FormatPcap, ethWant},
-		{"pcapng mixed link types", ng, FormatPcapNG, []want{{LinkTypeSLL2, v6, ""}, {LinkTypeRaw, v4, ""}, {LinkTypeLinuxSLL, v4, ""}}},
+		{"pcap little-endian", eth, formatPcap, ethWant},
+		{"pcap big-endian", bigEndianPcap(eth), formatPcap, ethWant},
+		{"pcap gzip", gz.Bytes(), formatPcap, ethWant},
+		{"pcapng mixed link types", ng, formatPcapNG, []want{{linkTypeSLL2, v6, ""}, {linkTypeRaw, v4, ""}, {linkTypeLinuxSLL, v4, ""}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,11 +215,11 @@ func TestReaderFormats(t *testing.T) {
 					t.Errorf("record %d: timestamp %v, truncated %v", i+1, p.Timestamp, p.Truncated())
 				}
 			}
-			if tc.format == FormatPcapNG {
+			if tc.format == formatPcapNG {
 				if got := ps[0].Timestamp.UnixNano(); got != 1_700_000_000_000_000_123 {
 					t.Errorf("nanosecond timestamp %d", got)
 				}
-			} else if r.Skipped()[SkipNonIP] != 1 || r.LinkType() != LinkTypeEthernet {
+			} else if r.Skipped()[skipNonIP] != 1 || r.LinkType() != linkTypeEthernet {
 				t.Errorf("skipped %v, link type %v", r.Skipped(), r.LinkType())
 			}
 		})
@@ -258,7 +261,7 @@ func TestReaderErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := NewReader(bytes.NewReader(tc.in))
+			r, err := newReader(bytes.NewReader(tc.in))
 			if tc.atOpen {
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("NewReader: %v, want %v", err, tc.want)
@@ -318,7 +321,7 @@ func TestGeneratedCapturesRead(t *testing.T) {
 		for i, p := range ps {
 			links[p.LinkType] = true
 			pe := e.Packets[i]
-			if (pe.Verdict == VerdictSkipped) != (p.Skip != SkipNone) {
+			if (pe.Verdict == VerdictSkipped) != (p.Skip != skipNone) {
 				t.Errorf("%s record %d: skip %q but expected %s", e.Capture, p.Number, p.Skip, pe.String())
 			}
 			if pe.Verdict == VerdictSkipped && len(pe.Args) == 1 && string(p.Skip) != pe.Args[0] {
@@ -326,12 +329,12 @@ func TestGeneratedCapturesRead(t *testing.T) {
 			}
 		}
 	}
-	for _, lt := range []LinkType{LinkTypeEthernet, LinkTypeRaw, LinkTypeLinuxSLL, LinkTypeIPv4, LinkTypeSLL2} {
+	for _, lt := range []LinkType{linkTypeEthernet, linkTypeRaw, linkTypeLinuxSLL, linkTypeIPv4, linkTypeSLL2} {
 		if !links[lt] {
 			t.Errorf("no generated capture has link type %v", lt)
 		}
 	}
-	if !formats[FormatPcap] || !formats[FormatPcapNG] {
+	if !formats[formatPcap] || !formats[formatPcapNG] {
 		t.Errorf("generated formats %v, want pcap and pcapng", formats)
 	}
 }
@@ -355,12 +358,61 @@ func TestRealCapturesRead(t *testing.T) {
 			t.Errorf("%s: %d records, SOURCES.md says %d", name, len(ps), n)
 		}
 		for _, p := range ps {
-			if p.Skip != SkipNone {
+			if p.Skip != skipNone {
 				t.Errorf("%s record %d skipped: %s", name, p.Number, p.Skip)
 			}
-			if strings.HasPrefix(name, "ech") != (p.LinkType == LinkTypeRaw) {
+			if strings.HasPrefix(name, "ech") != (p.LinkType == linkTypeRaw) {
 				t.Errorf("%s record %d: link type %v", name, p.Number, p.LinkType)
 			}
 		}
+	}
+}
+
+// Read a capture and look at what would be written into a device: the
+// link-layer headers come off, non-IP frames are skipped, and the addresses
+// move into the device's prefix. (This was ExampleReader while the reader
+// was exported.)
+func TestReadRewriteDescribe(t *testing.T) {
+	f, err := os.Open("../testdata/pcaps/icmp6-echo.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := newReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, err := newRewriter(RewriteConfig{
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("fd00:7e57::1/64")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		p, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Skip != skipNone {
+			got = append(got, fmt.Sprintf("#%d skipped: %s", p.Number, p.Skip))
+			continue
+		}
+		if _, err := rw.Rewrite(p.IP); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("#%d %s", p.Number, describe(p.IP)))
+	}
+	want := []string{
+		"#1 skipped: non-ip",
+		"#2 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=1 (80 bytes)",
+		"#3 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=2 (80 bytes)",
+		"#4 IPv6 fd00:7e57::2 > fd00:7e57::1 ICMPv6 echo-request id=4660 seq=3 (80 bytes)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

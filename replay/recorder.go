@@ -14,20 +14,21 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// DefaultSnaplen is the snapshot length a Recorder uses unless told
-// otherwise: every packet a TUN device carries fits whole.
+// DefaultSnaplen is the snapshot length of a capture (Options.Snaplen,
+// CaptureOptions.Snaplen) unless told otherwise: every packet a TUN device carries fits whole.
 const DefaultSnaplen = 65535
 
 // recorderQueue is how many packets may wait for the writer goroutine.
 const recorderQueue = 4096
 
-// RecorderStats counts what a Recorder did with the packets given to it.
+// RecorderStats counts what happened to the packets given to a capture
+// file (Summary.Capture, CaptureStats.Recorder).
 type RecorderStats struct {
 	Packets uint64 // written to the file
 	Dropped uint64 // not written: the writer was behind (queue full) or closed
 }
 
-// Recorder writes IP packets to a classic pcap file of link type RAW (101),
+// recorder writes IP packets to a classic pcap file of link type RAW (101),
 // with nanosecond timestamps, which tcpdump -r, tshark -r and Wireshark
 // open. Record copies the packet and hands it to a goroutine that does the
 // file I/O, so it never blocks: an event loop thread can call it for every
@@ -35,7 +36,7 @@ type RecorderStats struct {
 // Record drops the packet and counts it, as a capture buffer would.
 //
 // Record, Stats and Close are safe from any goroutine.
-type Recorder struct {
+type recorder struct {
 	snaplen int
 	mu      sync.Mutex // orders Record against Close
 	closed  bool
@@ -53,12 +54,12 @@ type recorded struct {
 	data *[]byte
 }
 
-// NewRecorder writes the pcap file header to w and starts the writer
+// newRecorder writes the pcap file header to w and starts the writer
 // goroutine. snaplen bounds the bytes kept of each packet (0 means
 // DefaultSnaplen); longer packets are cut and their original length kept in
-// the record, as libpcap does. The caller must Close the Recorder; w is
+// the record, as libpcap does. The caller must Close the recorder; w is
 // not closed.
-func NewRecorder(w io.Writer, snaplen int) (*Recorder, error) {
+func newRecorder(w io.Writer, snaplen int) (*recorder, error) {
 	if snaplen <= 0 {
 		snaplen = DefaultSnaplen
 	}
@@ -73,13 +74,13 @@ func NewRecorder(w io.Writer, snaplen int) (*Recorder, error) {
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("replay: writing the pcap header: %w", err)
 	}
-	r := &Recorder{snaplen: snaplen, ch: make(chan recorded, recorderQueue), done: make(chan struct{})}
+	r := &recorder{snaplen: snaplen, ch: make(chan recorded, recorderQueue), done: make(chan struct{})}
 	r.pool.New = func() any { b := make([]byte, 0, 2048); return &b }
 	go r.write(bw, pw)
 	return r, nil
 }
 
-func (r *Recorder) write(bw *bufio.Writer, pw *pcapgo.Writer) {
+func (r *recorder) write(bw *bufio.Writer, pw *pcapgo.Writer) {
 	defer close(r.done)
 	var err error
 	for rec := range r.ch {
@@ -104,9 +105,9 @@ func (r *Recorder) write(bw *bufio.Writer, pw *pcapgo.Writer) {
 }
 
 // Record queues a copy of packet, captured at ts, for writing. It reports
-// false when the packet was dropped (queue full or Recorder closed). It
+// false when the packet was dropped (queue full or recorder closed). It
 // keeps no reference to packet.
-func (r *Recorder) Record(ts time.Time, packet []byte) bool {
+func (r *recorder) Record(ts time.Time, packet []byte) bool {
 	n := min(len(packet), r.snaplen)
 	bp := r.pool.Get().(*[]byte)
 	*bp = append((*bp)[:0], packet[:n]...)
@@ -127,21 +128,21 @@ func (r *Recorder) Record(ts time.Time, packet []byte) bool {
 }
 
 // Stats returns the counts so far.
-func (r *Recorder) Stats() RecorderStats {
+func (r *recorder) Stats() RecorderStats {
 	return RecorderStats{Packets: r.packets.Load(), Dropped: r.dropped.Load()}
 }
 
-// ErrRecorderClosed is returned by Close after the first call.
-var ErrRecorderClosed = errors.New("replay: recorder already closed")
+// errRecorderClosed is returned by Close after the first call.
+var errRecorderClosed = errors.New("replay: recorder already closed")
 
 // Close writes out every queued packet, flushes, and stops the writer
 // goroutine. It returns the first write error, if any. Later calls return
-// ErrRecorderClosed.
-func (r *Recorder) Close() error {
+// errRecorderClosed.
+func (r *recorder) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return ErrRecorderClosed
+		return errRecorderClosed
 	}
 	r.closed = true
 	close(r.ch)

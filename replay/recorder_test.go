@@ -16,7 +16,7 @@ import (
 
 func TestRecorder(t *testing.T) {
 	var b bytes.Buffer
-	r, err := NewRecorder(&b, 64)
+	r, err := newRecorder(&b, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestRecorder(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Close(); !errors.Is(err, ErrRecorderClosed) {
+	if err := r.Close(); !errors.Is(err, errRecorderClosed) {
 		t.Errorf("second Close: %v", err)
 	}
 	if r.Record(ts, short) {
@@ -88,7 +88,7 @@ func TestRecorder(t *testing.T) {
 	if n != 100 {
 		t.Errorf("%d records in the file, want 100", n)
 	}
-	if _, err := NewRecorder(&b, MaxRecordLen+1); err == nil {
+	if _, err := newRecorder(&b, MaxRecordLen+1); err == nil {
 		t.Errorf("snaplen above MaxRecordLen accepted")
 	}
 }
@@ -102,7 +102,7 @@ func TestRecorderDropsWhenBehind(t *testing.T) {
 		io.ReadFull(pr, buf) // the file header, written by NewRecorder
 		close(headerRead)
 	}()
-	r, err := NewRecorder(pw, 0)
+	r, err := newRecorder(pw, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestRecorderDropsWhenBehind(t *testing.T) {
 
 // A failing writer surfaces in Close.
 func TestRecorderWriteError(t *testing.T) {
-	r, err := NewRecorder(&failAfter{n: 24}, 0)
+	r, err := newRecorder(&failAfter{n: 24}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,13 +150,13 @@ func (f *failAfter) Write(p []byte) (int, error) {
 
 func TestSummaryPrint(t *testing.T) {
 	s := Summary{
-		Name: "x.pcap", Device: "tun0", Format: FormatPcap, LinkType: LinkTypeEthernet, Records: 4,
+		Name: "x.pcap", Device: "tun0", Format: formatPcap, LinkType: linkTypeEthernet, Records: 4,
 		Written: 2, Answered: 1, Dropped: 1, Refused: 1, RefusedBy: map[string]int{"EINVAL": 1},
-		Skipped: 1, SkippedBy: map[SkipReason]int{SkipNonIP: 1}, DeviceRead: 3, Unsolicited: 2,
+		Skipped: 1, SkippedBy: map[SkipReason]int{skipNonIP: 1}, DeviceRead: 3, Unsolicited: 2,
 		Mappings: []AddrMapping{{tA6, tB6}},
 		Counters: []Counter{{"Udp6InCsumErrors", 1}},
 		Packets: []Outcome{
-			{Number: 1, Verdict: VerdictSkipped, Skip: SkipNonIP, Desc: "EN10MB record, 60 bytes"},
+			{Number: 1, Verdict: VerdictSkipped, Skip: skipNonIP, Desc: "EN10MB record, 60 bytes"},
 			{Number: 2, Verdict: VerdictAnswered, Desc: "IPv6 a > b", Fixed: ChecksumUDP, Answers: []Answer{{Kind: AnswerPortUnreachable, Desc: "IPv6 b > a ICMPv6 port-unreachable"}}},
 			{Number: 3, Verdict: VerdictRefused, Errno: syscall.EINVAL, Err: syscall.EINVAL, Desc: "not IPv4/IPv6"},
 			{Number: 4, Verdict: VerdictDropped, Counters: []Counter{{"Udp6InCsumErrors", 1}}, Desc: "IPv6 a > b UDP"},

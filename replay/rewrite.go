@@ -7,12 +7,27 @@ import (
 	"net/netip"
 )
 
-// ErrPrefixExhausted is wrapped by Rewrite's error when a prefix has no
-// address left for another peer.
+// ErrPrefixExhausted is wrapped by Run's error when a prefix of
+// RewriteConfig has no address left for another peer.
 var ErrPrefixExhausted = errors.New("no address left in the prefix")
 
-// RewriteConfig says how Rewriter moves a capture's addresses into a
-// device's prefix.
+// RewriteConfig says how Run moves a capture's addresses into a device's
+// prefix (Options.Rewrite), so that the kernel takes the packets as its own
+// traffic and its answers come back through the device.
+//
+// Each pair of addresses that talk to each other has an inside (the host
+// that becomes the device's own address) and an outside (a peer, given its
+// own address in the prefix: the first free host number, then the next).
+// The same original address always gets the same peer address, and both
+// directions of a conversation are rewritten consistently. The inside is
+// Local when it names one of the two; otherwise it is guessed: a TCP SYN or
+// an ICMP echo request comes from the outside, a SYN-ACK or an echo reply
+// from the inside; failing those, the side of a TCP or UDP exchange on a
+// port below 1024 is the inside, and failing that the first packet's
+// destination is. Unspecified, loopback, multicast, broadcast and
+// link-local addresses keep their value. Checksums are updated for the
+// change (RFC 1624), so right ones stay right and wrong ones stay wrong;
+// packets quoted by ICMP errors are not rewritten.
 type RewriteConfig struct {
 	// Prefixes holds, for each IP family to rewrite, the device's own
 	// address with the length of its prefix, unmasked: 198.18.0.1/24,
@@ -21,11 +36,11 @@ type RewriteConfig struct {
 	Prefixes []netip.Prefix
 	// Local lists addresses of the capture that stand for the host the
 	// replay plays against: they become the device's own address. Without
-	// it the Rewriter guesses, per pair of addresses (see Rewriter).
+	// it Run guesses, per pair of addresses (see above).
 	Local []netip.Addr
 }
 
-// Rewriter moves the addresses of replayed packets into the device's
+// rewriter moves the addresses of replayed packets into the device's
 // prefix, so that the kernel takes them as its own traffic and its answers
 // come back through the device.
 //
@@ -50,8 +65,8 @@ type RewriteConfig struct {
 // wrong stays wrong by the same amount. Embedded packets quoted by ICMP
 // errors are not rewritten.
 //
-// A Rewriter is not safe for concurrent use.
-type Rewriter struct {
+// A rewriter is not safe for concurrent use.
+type rewriter struct {
 	own   [2]netip.Prefix // by family: [0] IPv4, [1] IPv6
 	next  [2]netip.Addr   // last peer address handed out
 	local map[netip.Addr]bool
@@ -68,9 +83,9 @@ type pairRole struct {
 	firm   bool
 }
 
-// NewRewriter checks cfg and returns a Rewriter.
-func NewRewriter(cfg RewriteConfig) (*Rewriter, error) {
-	rw := &Rewriter{
+// newRewriter checks cfg and returns a rewriter.
+func newRewriter(cfg RewriteConfig) (*rewriter, error) {
+	rw := &rewriter{
 		local: map[netip.Addr]bool{},
 		peers: map[netip.Addr]netip.Addr{},
 		pairs: map[pairKey]*pairRole{},
@@ -117,7 +132,8 @@ func rewritable(a netip.Addr) bool {
 	return a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
-// AddrMapping is one address the Rewriter moved.
+// AddrMapping is one address Run moved into the device's prefix
+// (Summary.Mappings).
 type AddrMapping struct {
 	Orig netip.Addr
 	New  netip.Addr
@@ -126,7 +142,7 @@ type AddrMapping struct {
 // Mappings lists the addresses rewritten so far, in the order they were
 // first seen. An original address that was the inside of one conversation
 // and the outside of another appears once, with the last address it got.
-func (rw *Rewriter) Mappings() []AddrMapping {
+func (rw *rewriter) Mappings() []AddrMapping {
 	out := make([]AddrMapping, 0, len(rw.order))
 	for _, a := range rw.order {
 		out = append(out, AddrMapping{Orig: a, New: rw.mapTo[a]})
@@ -138,7 +154,7 @@ func (rw *Rewriter) Mappings() []AddrMapping {
 // in place, and updates the checksums that cover them. It reports whether
 // it changed anything. A packet that is not IPv4 or IPv6, or whose
 // addresses are all kept, is left as it is.
-func (rw *Rewriter) Rewrite(p []byte) (bool, error) {
+func (rw *rewriter) Rewrite(p []byte) (bool, error) {
 	ip, ok := parseIP(p)
 	if !ok {
 		return false, nil
@@ -186,11 +202,11 @@ func (rw *Rewriter) Rewrite(p []byte) (bool, error) {
 	return true, nil
 }
 
-func (rw *Rewriter) localSet() bool { return len(rw.local) > 0 }
+func (rw *rewriter) localSet() bool { return len(rw.local) > 0 }
 
 // mapAddr gives the new address of orig: the device's own if it is the
 // inside, else its peer address.
-func (rw *Rewriter) mapAddr(orig netip.Addr, inside bool) (netip.Addr, error) {
+func (rw *rewriter) mapAddr(orig netip.Addr, inside bool) (netip.Addr, error) {
 	f := family(orig)
 	var n netip.Addr
 	if inside {
@@ -213,7 +229,7 @@ func (rw *Rewriter) mapAddr(orig netip.Addr, inside bool) (netip.Addr, error) {
 
 // allocate hands out the next host address of the family's prefix, never
 // the device's own, the all-zeros host, or IPv4's broadcast.
-func (rw *Rewriter) allocate(f int) (netip.Addr, error) {
+func (rw *rewriter) allocate(f int) (netip.Addr, error) {
 	pfx := rw.own[f]
 	a := rw.next[f]
 	for {
@@ -234,7 +250,7 @@ func (rw *Rewriter) allocate(f int) (netip.Addr, error) {
 
 // insideOf decides which address of a two-unicast-address packet is the
 // inside of its conversation.
-func (rw *Rewriter) insideOf(ip *ipInfo, p []byte) netip.Addr {
+func (rw *rewriter) insideOf(ip *ipInfo, p []byte) netip.Addr {
 	if rw.local[ip.dst] {
 		return ip.dst
 	}
@@ -332,7 +348,7 @@ func portClue(l4 []byte) (clue, bool) {
 
 // apply writes the new addresses and updates the checksums that cover
 // them.
-func (rw *Rewriter) apply(ip *ipInfo, p []byte, src, dst netip.Addr) {
+func (rw *rewriter) apply(ip *ipInfo, p []byte, src, dst netip.Addr) {
 	var srcOff, dstOff, n int
 	if ip.version == 4 {
 		srcOff, dstOff, n = 12, 16, 4

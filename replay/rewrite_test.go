@@ -14,9 +14,9 @@ var (
 	own6 = netip.MustParsePrefix("fd00::1/64")
 )
 
-func newRW(t *testing.T, local ...netip.Addr) *Rewriter {
+func newRW(t *testing.T, local ...netip.Addr) *rewriter {
 	t.Helper()
-	rw, err := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{own4, own6}, Local: local})
+	rw, err := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{own4, own6}, Local: local})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +32,12 @@ func srcDst(t *testing.T, p []byte) (netip.Addr, netip.Addr) {
 	return ip.src, ip.dst
 }
 
-func rewrite(t *testing.T, rw *Rewriter, p []byte) (netip.Addr, netip.Addr) {
+func rewrite(t *testing.T, rw *rewriter, p []byte) (netip.Addr, netip.Addr) {
 	t.Helper()
 	if _, err := rw.Rewrite(p); err != nil {
 		t.Fatal(err)
 	}
-	if bad := BadChecksums(p); bad != 0 {
+	if bad := badChecksums(p); bad != 0 {
 		t.Errorf("rewrite broke %v checksum", bad)
 	}
 	return srcDst(t, p)
@@ -114,7 +114,7 @@ func TestRewriteFirmClueOverridesGuess(t *testing.T) {
 	// Neighbour advertisement from A to B, no clue: B guessed inside.
 	na := echoPkt(t, tA6, tB6, false, 0, 0)
 	na[40] = 136
-	FixChecksums(na)
+	fixChecksums(na)
 	if _, d := rewrite(t, rw, na); d != own6.Addr() {
 		t.Fatalf("guess: B should be inside, got %v", d)
 	}
@@ -169,7 +169,7 @@ func TestRewriteKeepsSpecialAddresses(t *testing.T) {
 		t.Errorf("link-local to global became %v > %v", s, d)
 	}
 	// Families without a prefix are not touched.
-	rw4, _ := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{own4}})
+	rw4, _ := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{own4}})
 	p = udpPkt(t, tA6, tB6, 1, 2, "x")
 	if changed, _ := rw4.Rewrite(p); changed {
 		t.Errorf("IPv6 rewritten without an IPv6 prefix")
@@ -177,7 +177,7 @@ func TestRewriteKeepsSpecialAddresses(t *testing.T) {
 }
 
 func TestRewriteExhaustion(t *testing.T) {
-	rw, err := NewRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.1.1/30")}})
+	rw, err := newRewriter(RewriteConfig{Prefixes: []netip.Prefix{netip.MustParsePrefix("10.1.1.1/30")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestNewRewriterErrors(t *testing.T) {
 		{Prefixes: []netip.Prefix{netip.MustParsePrefix("ff02::1/64")}},
 		{Prefixes: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.1/120")}},
 	} {
-		if _, err := NewRewriter(cfg); err == nil {
+		if _, err := newRewriter(cfg); err == nil {
 			t.Errorf("NewRewriter(%v) accepted", cfg.Prefixes)
 		}
 	}
@@ -218,7 +218,7 @@ func TestRewriteFragmentsKeepDatagramChecksum(t *testing.T) {
 		var first []byte
 		pieces := map[int][]byte{}
 		for _, p := range ps {
-			if p.Skip != SkipNone {
+			if p.Skip != skipNone {
 				continue
 			}
 			ip, _ := parseIP(p.IP)
@@ -260,7 +260,7 @@ func TestRewriteFragmentsKeepDatagramChecksum(t *testing.T) {
 			binary.BigEndian.PutUint16(hdr[10:], ipv4HeaderChecksum(hdr))
 		}
 		dg := append(hdr, whole...)
-		if bad := BadChecksums(dg); bad != 0 {
+		if bad := badChecksums(dg); bad != 0 {
 			t.Errorf("IPv%d: reassembled datagram after rewriting has a bad %v checksum", want, bad)
 		}
 	}

@@ -39,9 +39,10 @@ func (p Pace) String() string {
 type ChecksumPolicy int
 
 const (
-	// ChecksumFix recomputes every checksum that can be computed (see
-	// FixChecksums), except in the packets Options.KeepBadChecksums names,
-	// which are treated as under ChecksumPreserve.
+	// ChecksumFix recomputes every checksum that can be computed (the
+	// IPv4 header, TCP, UDP, ICMP and ICMPv6), except in the packets
+	// Options.KeepBadChecksums names, which are treated as under
+	// ChecksumPreserve.
 	ChecksumFix ChecksumPolicy = iota
 	// ChecksumPreserve leaves checksums as captured; when addresses are
 	// rewritten, it updates them so that right ones stay right and wrong
@@ -74,8 +75,8 @@ const (
 	VerdictWritten   Verdict = "written"   // written; its fate is unknown (counters unavailable)
 )
 
-// SkipCanceled marks records Run did not write because it was stopped.
-const SkipCanceled SkipReason = "canceled"
+// skipCanceled marks records Run did not write because it was stopped.
+const skipCanceled SkipReason = "canceled"
 
 // Outcome is what became of one record of the capture. Run fills it on the
 // loop's thread; the caller gets a copy in Summary.Packets.
@@ -83,9 +84,9 @@ type Outcome struct {
 	Number    int        // 1-based record number in the capture
 	Captured  time.Time  // the record's timestamp
 	Sent      time.Time  // when it was written (zero if it was not)
-	Desc      string     // Describe of the packet as written, or of the skipped record
+	Desc      string     // a one-line description of the packet as written, or of the skipped record
 	Skip      SkipReason // why it was not written
-	Rewritten bool       // the Rewriter changed its addresses
+	Rewritten bool       // Options.Rewrite changed its addresses
 	Fixed     Checksums  // checksums that were wrong in the capture and were fixed
 	// Err is the write error of a refused packet, and Errno its system
 	// error number when the kernel gave one (EINVAL for a TUN packet
@@ -124,7 +125,7 @@ type Options struct {
 	MaxGap time.Duration
 
 	// Rewrite moves the capture's addresses into the device's prefix; see
-	// RewriteConfig and Rewriter. Empty Prefixes writes addresses as
+	// RewriteConfig. Empty Prefixes writes addresses as
 	// captured.
 	Rewrite RewriteConfig
 
@@ -174,7 +175,7 @@ type Summary struct {
 	// solicitations, MLD reports, ...).
 	DeviceRead, Unsolicited int
 
-	Mappings []AddrMapping // addresses the Rewriter moved
+	Mappings []AddrMapping // addresses Options.Rewrite moved
 	Counters []Counter     // kernel counters that changed over the whole run
 	// CountersNote says why counters are missing, when they are.
 	CountersNote string
@@ -202,171 +203,272 @@ type Summary struct {
 // one device.
 func Run(ctx context.Context, opts Options) (Summary, error) {
 	s := Summary{Name: opts.Name, SkippedBy: map[SkipReason]int{}, RefusedBy: map[string]int{}, Started: time.Now()}
+	ss := &session{opts: opts, s: &s}
+	defer ss.release()
+	if err := ss.setUp(); err != nil {
+		return s, err
+	}
+	runErr := ss.produce(ctx)
+	runErr = ss.drain(ctx, runErr)
+	ss.summarize()
+	return s, runErr
+}
+
+// session is one Run: set-up opens what it needs, produce hands the
+// records to the loop, drain waits for the loop to write them and detaches,
+// and summarize fills the Summary. It lives on Run's goroutine; what the
+// loop touches is in runner.
+type session struct {
+	opts     Options
+	s        *Summary
+	rd       *captureReader
+	rw       *rewriter // nil: addresses written as captured
+	keepBad  map[int]bool
+	speed    float64
+	linger   time.Duration
+	l        *loop.Loop
+	r        *runner
+	p        *loop.PacketFD
+	outcomes []*Outcome
+	closers  []func() // run by release, last first
+
+	// Pacing state of produce (Options.Pace == PaceCaptured).
+	start, prevTS time.Time
+	offset        time.Duration
+}
+
+// release closes what set-up opened (the input file, a loop of Run's own,
+// the counter files), in reverse order. It is Run's deferred cleanup.
+func (ss *session) release() {
+	for i := len(ss.closers) - 1; i >= 0; i-- {
+		ss.closers[i]()
+	}
+}
+
+// setUp checks the options, opens the capture, the loop, the kernel
+// counters and the capture file, and attaches the device to the loop.
+// Whatever it opened before failing is closed by release.
+func (ss *session) setUp() error {
+	opts, s := ss.opts, ss.s
 	if opts.Device == nil || opts.Device.Fd() < 0 {
-		return s, errors.New("replay: Options.Device must be an open TUN device")
+		return errors.New("replay: Options.Device must be an open TUN device")
 	}
 	s.Device = opts.Device.Name()
+	if err := ss.openInput(); err != nil {
+		return err
+	}
+	ss.keepBad = map[int]bool{}
+	for _, n := range opts.KeepBadChecksums {
+		ss.keepBad[n] = true
+	}
+	ss.speed = opts.Speed
+	if ss.speed <= 0 {
+		ss.speed = 1
+	}
+	ss.linger = opts.Linger
+	if ss.linger <= 0 {
+		ss.linger = 250 * time.Millisecond
+	}
+	var err error
+	ss.l = opts.Loop
+	if ss.l == nil {
+		if ss.l, err = loop.New(); err != nil {
+			return fmt.Errorf("replay: starting a loop: %w", err)
+		}
+		ss.closers = append(ss.closers, func() { ss.l.Close() })
+	}
+	ss.r = &runner{l: ss.l, m: newMatcher(), keep: opts.KeepData, sem: make(chan struct{}, 1024), rbuf: make([]byte, 65536)}
+	ss.openCounters()
+	if opts.Capture != nil {
+		if ss.r.rec, err = newRecorder(opts.Capture, opts.Snaplen); err != nil {
+			return err
+		}
+	}
+	if err := ss.attach(); err != nil {
+		ss.closeRecorder()
+		return err
+	}
+	return nil
+}
+
+// openInput opens the capture (Options.Input, or else Options.File) and
+// reads its file header.
+func (ss *session) openInput() error {
+	opts, s := ss.opts, ss.s
 	in := opts.Input
 	if in == nil {
 		if opts.File == "" {
-			return s, errors.New("replay: Options.Input or Options.File is required")
+			return errors.New("replay: Options.Input or Options.File is required")
 		}
 		f, err := os.Open(opts.File)
 		if err != nil {
-			return s, fmt.Errorf("replay: %w", err)
+			return fmt.Errorf("replay: %w", err)
 		}
-		defer f.Close()
+		ss.closers = append(ss.closers, func() { f.Close() })
 		in = f
 	}
 	if s.Name == "" {
 		s.Name = opts.File
 	}
-	rd, err := NewReader(in)
+	rd, err := newReader(in)
 	if err != nil {
-		return s, err
-	}
-	s.Format, s.LinkType = rd.Format(), rd.LinkType()
-	var rw *Rewriter
-	if len(opts.Rewrite.Prefixes) > 0 {
-		if rw, err = NewRewriter(opts.Rewrite); err != nil {
-			return s, err
-		}
-	}
-	keepBad := map[int]bool{}
-	for _, n := range opts.KeepBadChecksums {
-		keepBad[n] = true
-	}
-	speed := opts.Speed
-	if speed <= 0 {
-		speed = 1
-	}
-	linger := opts.Linger
-	if linger <= 0 {
-		linger = 250 * time.Millisecond
-	}
-
-	l := opts.Loop
-	if l == nil {
-		if l, err = loop.New(); err != nil {
-			return s, fmt.Errorf("replay: starting a loop: %w", err)
-		}
-		defer l.Close()
-	}
-	r := &runner{l: l, m: newMatcher(), keep: opts.KeepData, sem: make(chan struct{}, 1024), rbuf: make([]byte, 65536)}
-	if !opts.NoCounters {
-		kc, err := openCounters(opts.Device.Fd(), s.Device)
-		if err != nil {
-			s.CountersNote = "kernel counters unavailable: " + err.Error()
-		} else {
-			r.kc = kc
-			defer kc.close()
-		}
-	} else {
-		s.CountersNote = "kernel counters not read (Options.NoCounters)"
-	}
-	if opts.Capture != nil {
-		if r.rec, err = NewRecorder(opts.Capture, opts.Snaplen); err != nil {
-			return s, err
-		}
-	}
-	closeRec := func() error {
-		if r.rec == nil {
-			return nil
-		}
-		err := r.rec.Close()
-		s.Capture = r.rec.Stats()
 		return err
 	}
+	ss.rd = rd
+	s.Format, s.LinkType = rd.Format(), rd.LinkType()
+	if len(opts.Rewrite.Prefixes) > 0 {
+		if ss.rw, err = newRewriter(opts.Rewrite); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openCounters opens the kernel's counters of the device's namespace,
+// unless Options.NoCounters; a failure is a note in the Summary, not an
+// error.
+func (ss *session) openCounters() {
+	if ss.opts.NoCounters {
+		ss.s.CountersNote = "kernel counters not read (Options.NoCounters)"
+		return
+	}
+	kc, err := openCounters(ss.opts.Device.Fd(), ss.s.Device)
+	if err != nil {
+		ss.s.CountersNote = "kernel counters unavailable: " + err.Error()
+		return
+	}
+	ss.r.kc = kc
+	ss.closers = append(ss.closers, kc.close)
+}
+
+// attach takes the first reading of the counters and attaches the
+// device's first queue to the loop, framed with the packet-information
+// header when the device has it.
+func (ss *session) attach() error {
+	r := ss.r
 	cfg := loop.PacketConfig{OnReady: r.onReady, Close: func() error { return nil }}
-	if on, _ := opts.Device.PacketInfo(); on {
+	if on, _ := ss.opts.Device.PacketInfo(); on {
 		cfg.Framer = piFramer{}
 	}
-	if derr := l.Do(func() { r.base = r.readCounters() }); derr != nil {
-		closeRec()
-		return s, fmt.Errorf("replay: %w", derr)
+	if derr := ss.l.Do(func() { r.base = r.readCounters() }); derr != nil {
+		return fmt.Errorf("replay: %w", derr)
 	}
-	p, err := l.AttachPacketFD(opts.Device.Fd(), cfg)
+	p, err := ss.l.AttachPacketFD(ss.opts.Device.Fd(), cfg)
 	if err != nil {
-		closeRec()
-		return s, fmt.Errorf("replay: attaching %s to the loop: %w", s.Device, err)
+		return fmt.Errorf("replay: attaching %s to the loop: %w", ss.s.Device, err)
 	}
-	if derr := l.Do(func() { r.p = p }); derr != nil {
+	if derr := ss.l.Do(func() { r.p = p }); derr != nil {
 		p.Close()
-		closeRec()
-		return s, fmt.Errorf("replay: %w", derr)
+		return fmt.Errorf("replay: %w", derr)
 	}
+	ss.p = p
+	return nil
+}
 
-	// Produce: read, prepare and schedule every record.
-	var outcomes []*Outcome
-	var runErr error
-	var base, prevTS time.Time
-	var offset time.Duration
-produce:
+// closeRecorder closes the capture file, if any, and keeps its counts.
+func (ss *session) closeRecorder() error {
+	if ss.r.rec == nil {
+		return nil
+	}
+	err := ss.r.rec.Close()
+	ss.s.Capture = ss.r.rec.Stats()
+	return err
+}
+
+// produce reads every record, prepares it and hands it to the loop,
+// waiting while 1024 packets are already on their way. It stops at the end
+// of the capture, at the first error, or when ctx is done.
+func (ss *session) produce(ctx context.Context) error {
 	for {
 		if ctx.Err() != nil {
-			runErr = ctx.Err()
-			break
+			return ctx.Err()
 		}
-		pkt, err := rd.Next()
+		pkt, err := ss.rd.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			runErr = err
-			break
+			return err
 		}
-		o := &Outcome{Number: pkt.Number, Captured: pkt.Timestamp}
-		outcomes = append(outcomes, o)
-		if s.LinkType == 0 {
-			s.LinkType = pkt.LinkType
+		it, err := ss.prepare(pkt)
+		if err != nil {
+			return err
 		}
-		if pkt.Skip != SkipNone {
-			o.Skip, o.Verdict, o.Desc = pkt.Skip, VerdictSkipped, fmt.Sprintf("%s record, %d bytes", pkt.LinkType, len(pkt.Frame))
-			continue
-		}
-		data := pkt.IP // pcapgo allocated the record for us alone
-		if rw != nil {
-			if o.Rewritten, err = rw.Rewrite(data); err != nil {
-				runErr = err
-				break
-			}
-		}
-		if opts.Checksums == ChecksumFix && !keepBad[pkt.Number] {
-			o.Fixed = FixChecksums(data)
-		}
-		o.Desc = Describe(data)
-		if ip, ok := parseIP(data); ok {
-			o.proto = ip.proto
-		}
-		if opts.KeepData {
-			o.Data = append([]byte(nil), data...)
-		}
-		it := &item{o: o, data: data}
-		if opts.Pace == PaceCaptured {
-			if base.IsZero() {
-				base, prevTS = time.Now(), pkt.Timestamp
-			}
-			gap := max(pkt.Timestamp.Sub(prevTS), 0)
-			prevTS = pkt.Timestamp
-			gap = time.Duration(float64(gap) / speed)
-			if opts.MaxGap > 0 && gap > opts.MaxGap {
-				gap = opts.MaxGap
-			}
-			offset += gap
-			it.due = base.Add(offset)
+		if it == nil {
+			continue // skipped
 		}
 		select {
-		case r.sem <- struct{}{}:
+		case ss.r.sem <- struct{}{}:
 		case <-ctx.Done():
-			runErr = ctx.Err()
-			break produce
+			return ctx.Err()
 		}
-		if err := post(l, func() { r.schedule(it) }); err != nil {
-			<-r.sem
-			runErr = fmt.Errorf("replay: %w", err)
-			break
+		if err := post(ss.l, func() { ss.r.schedule(it) }); err != nil {
+			<-ss.r.sem
+			return fmt.Errorf("replay: %w", err)
 		}
 	}
+}
+
+// prepare records the outcome of one record and, unless it is skipped
+// (then it returns nil), rewrites it, fixes its checksums and gives it its
+// time to be written.
+func (ss *session) prepare(pkt record) (*item, error) {
+	o := &Outcome{Number: pkt.Number, Captured: pkt.Timestamp}
+	ss.outcomes = append(ss.outcomes, o)
+	if ss.s.LinkType == 0 {
+		ss.s.LinkType = pkt.LinkType
+	}
+	if pkt.Skip != skipNone {
+		o.Skip, o.Verdict, o.Desc = pkt.Skip, VerdictSkipped, fmt.Sprintf("%s record, %d bytes", pkt.LinkType, len(pkt.Frame))
+		return nil, nil
+	}
+	data := pkt.IP // pcapgo allocated the record for us alone
+	if ss.rw != nil {
+		var err error
+		if o.Rewritten, err = ss.rw.Rewrite(data); err != nil {
+			return nil, err
+		}
+	}
+	if ss.opts.Checksums == ChecksumFix && !ss.keepBad[pkt.Number] {
+		o.Fixed = fixChecksums(data)
+	}
+	o.Desc = describe(data)
+	if ip, ok := parseIP(data); ok {
+		o.proto = ip.proto
+	}
+	if ss.opts.KeepData {
+		o.Data = append([]byte(nil), data...)
+	}
+	it := &item{o: o, data: data}
+	if ss.opts.Pace == PaceCaptured {
+		it.due = ss.due(pkt.Timestamp)
+	}
+	return it, nil
+}
+
+// due gives the wall-clock time at which the record captured at ts is
+// written: the captured gap since the previous record, divided by Speed
+// and capped by MaxGap, after the previous one's time.
+func (ss *session) due(ts time.Time) time.Time {
+	if ss.start.IsZero() {
+		ss.start, ss.prevTS = time.Now(), ts
+	}
+	gap := max(ts.Sub(ss.prevTS), 0)
+	ss.prevTS = ts
+	gap = time.Duration(float64(gap) / ss.speed)
+	if ss.opts.MaxGap > 0 && gap > ss.opts.MaxGap {
+		gap = ss.opts.MaxGap
+	}
+	ss.offset += gap
+	return ss.start.Add(ss.offset)
+}
+
+// drain waits, unless produce failed, until the loop has written every
+// packet and Linger has passed; then it stops the runner, takes the last
+// reading of the counters, detaches the device and closes the capture
+// file. It returns the first error of the run.
+func (ss *session) drain(ctx context.Context, runErr error) error {
+	r := ss.r
 	if runErr == nil {
 		// Wait until every packet is written: the loop gives back a
 		// token for each.
@@ -379,45 +481,49 @@ produce:
 		}
 		if runErr == nil {
 			select {
-			case <-time.After(linger):
+			case <-time.After(ss.linger):
 			case <-ctx.Done():
 				runErr = ctx.Err()
 			}
 		}
 	}
-	var final counterSet
-	derr := l.Do(func() {
+	derr := ss.l.Do(func() {
 		r.stop()
-		final = r.readCounters()
+		r.final = r.readCounters()
 	})
-	cerr := p.Close()
+	cerr := ss.p.Close()
 	if derr != nil && runErr == nil {
 		runErr = fmt.Errorf("replay: %w", derr)
 	}
 	if cerr != nil && runErr == nil {
 		runErr = fmt.Errorf("replay: detaching from the loop: %w", cerr)
 	}
-	if err := closeRec(); err != nil && runErr == nil {
+	if err := ss.closeRecorder(); err != nil && runErr == nil {
 		runErr = err
 	}
-	// The loop is done with the outcomes (Do and Close returned).
-	if r.kc != nil && r.base != nil && final != nil {
-		s.Counters = diff(r.base, final)
+	return runErr
+}
+
+// summarize fills the Summary once the loop is done with the outcomes
+// (drain's Do and Close returned).
+func (ss *session) summarize() {
+	s, r := ss.s, ss.r
+	if r.kc != nil && r.base != nil && r.final != nil {
+		s.Counters = diff(r.base, r.final)
 	} else if r.kc != nil && s.CountersNote == "" {
 		s.CountersNote = "kernel counters unavailable: " + fmt.Sprint(r.counterErr)
 	}
 	s.DeviceRead, s.Unsolicited, s.ReadErr = r.read, r.unsolicited, r.readErr
-	if rw != nil {
-		s.Mappings = rw.Mappings()
+	if ss.rw != nil {
+		s.Mappings = ss.rw.Mappings()
 	}
-	s.Packets = make([]Outcome, 0, len(outcomes))
-	for _, o := range outcomes {
+	s.Packets = make([]Outcome, 0, len(ss.outcomes))
+	for _, o := range ss.outcomes {
 		s.tally(o, r.kc != nil && r.counterErr == nil)
 		s.Packets = append(s.Packets, *o)
 	}
-	s.Records = len(outcomes)
+	s.Records = len(ss.outcomes)
 	s.Duration = time.Since(s.Started)
-	return s, runErr
 }
 
 // tally settles a packet's verdict and counts it.
@@ -425,7 +531,7 @@ func (s *Summary) tally(o *Outcome, counters bool) {
 	if o.Verdict == "" {
 		switch {
 		case o.Sent.IsZero():
-			o.Verdict, o.Skip = VerdictSkipped, SkipCanceled
+			o.Verdict, o.Skip = VerdictSkipped, skipCanceled
 		case len(o.Answers) > 0:
 			o.Verdict = VerdictAnswered
 		case !counters:
@@ -490,8 +596,8 @@ type runner struct {
 	m           *matcher
 	kc          *kernelCounters
 	counterErr  error
-	base        counterSet
-	rec         *Recorder
+	base, final counterSet // first and last reading of the run
+	rec         *recorder
 	keep        bool
 	sem         chan struct{} // one token per packet between producer and device
 	timeline    []*item       // scheduled for later, in due order
@@ -656,7 +762,7 @@ func (r *runner) drain(p *loop.PacketFD) {
 			r.unsolicited++
 			continue
 		}
-		a := Answer{Time: now, Kind: kind, Desc: Describe(pkt)}
+		a := Answer{Time: now, Kind: kind, Desc: describe(pkt)}
 		if r.keep {
 			a.Data = append([]byte(nil), pkt...)
 		}
@@ -664,20 +770,17 @@ func (r *runner) drain(p *loop.PacketFD) {
 	}
 }
 
-// piFramer puts the TUN packet-information header in front of each packet
-// for a device opened with tun.Config.PacketInfo. A packet whose version
-// nibble is neither 4 nor 6 gets protocol 0 and goes to the kernel all the
-// same: what the kernel does with it is what a replay wants to see.
-type piFramer struct{}
+// piFramer is tun.PIFramer for a TUN device opened with
+// tun.Config.PacketInfo, but for one difference: a packet whose version
+// nibble is neither 4 nor 6, which tun.PIFramer refuses, gets protocol 0
+// and goes to the kernel all the same, because what the kernel does with
+// it is what a replay wants to see.
+type piFramer struct{ tun.PIFramer }
 
-func (piFramer) HeaderLen() int { return tun.PIHeaderLen }
-
-func (piFramer) PutHeader(hdr, packet []byte) error {
-	h, err := tun.PIHeaderFor(packet)
-	if err != nil {
-		h = tun.PIHeader{}
+func (f piFramer) PutHeader(hdr, packet []byte) error {
+	if err := f.PIFramer.PutHeader(hdr, packet); err != nil {
+		tun.PutPIHeader(hdr, tun.PIHeader{})
 	}
-	tun.PutPIHeader(hdr, h)
 	return nil
 }
 

@@ -131,7 +131,7 @@ func TestReplayCancel(t *testing.T) {
 	if el := time.Since(start); el > 4*time.Second {
 		t.Errorf("Run took %v to notice cancellation", el)
 	}
-	if len(s.Packets) != 2 || s.Packets[0].Verdict != VerdictAnswered || s.Packets[1].Skip != SkipCanceled {
+	if len(s.Packets) != 2 || s.Packets[0].Verdict != VerdictAnswered || s.Packets[1].Skip != skipCanceled {
 		var b strings.Builder
 		s.Print(&b)
 		s.PrintPackets(&b)
@@ -270,5 +270,31 @@ func TestCapturePing6(t *testing.T) {
 	want := []string{"fd00:7e57::1\t128\t1", "fd00:7e57::1\t128\t2", "fd00:7e57::1\t128\t3"}
 	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
 		t.Errorf("tshark -r fields:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The replay's framer is tun.PIFramer for IP packets and, where that one
+// refuses (a version nibble neither 4 nor 6), still frames the packet with
+// protocol 0 so that the kernel gets to judge it.
+func TestPIFramer(t *testing.T) {
+	var f loop.Framer = piFramer{}
+	if f.HeaderLen() != tun.PIHeaderLen {
+		t.Fatalf("HeaderLen = %d, want %d", f.HeaderLen(), tun.PIHeaderLen)
+	}
+	for _, tc := range []struct {
+		first byte
+		want  []byte
+	}{
+		{0x45, []byte{0, 0, 0x08, 0x00}},
+		{0x60, []byte{0, 0, 0x86, 0xdd}},
+		{0x50, []byte{0, 0, 0, 0}},
+	} {
+		hdr := []byte{0xff, 0xff, 0xff, 0xff}
+		if err := f.PutHeader(hdr, []byte{tc.first, 0, 0, 0}); err != nil {
+			t.Fatalf("PutHeader(version %d): %v", tc.first>>4, err)
+		}
+		if !bytes.Equal(hdr, tc.want) {
+			t.Errorf("version %d: header % x, want % x", tc.first>>4, hdr, tc.want)
+		}
 	}
 }

@@ -2,7 +2,8 @@ package tun
 
 import (
 	"errors"
-	"strconv"
+
+	"github.com/tundra-go/tundra/internal/operr"
 )
 
 // ErrNotSupported is wrapped by every error that Open, Adopt, Features and
@@ -36,36 +37,21 @@ var ErrFramingMismatch = errors.New("existing multi-queue device has a different
 // An *OpError is immutable once returned and may be shared: Queue.Read and
 // Queue.Write return the same preallocated value for every EAGAIN so they
 // stay allocation-free. Do not modify a returned *OpError.
-type OpError struct {
-	Op   string // the operation, e.g. "TUNSETIFF"
-	Name string // the interface name, or "" when none is known yet
-	Err  error  // the cause, e.g. unix.EBUSY
-}
+//
+// The fields are Op (the operation), Name (the interface name, or "" when
+// none is known yet) and Err (the cause). Error formats the error as
+// "tun: OP NAME: CAUSE", for example "tun: TUNSETIFF tun7: device or
+// resource busy"; a name that holds spaces or unprintable bytes is quoted
+// so the message stays unambiguous. Unwrap
+// returns Err, for errors.Is and errors.As.
+//
+// The shape is shared with the other device package (internal/operr); the
+// private type argument keeps this package's *OpError a type of its own, so
+// errors.As tells the two apart.
+type OpError = operr.Error[tunErrors]
 
-// Error formats the error as "tun: OP NAME: CAUSE", for example
-// "tun: TUNSETIFF tun7: device or resource busy". A name that holds spaces
-// or unprintable bytes is quoted so the message stays unambiguous.
-func (e *OpError) Error() string {
-	s := "tun: " + e.Op
-	if e.Name != "" {
-		s += " " + quoteIfOdd(e.Name)
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
+// tunErrors tags this package's OpError.
+type tunErrors struct{}
 
-// Unwrap returns the cause, for errors.Is and errors.As.
-func (e *OpError) Unwrap() error { return e.Err }
-
-// quoteIfOdd quotes a name containing anything but printable, non-space
-// ASCII: such names are exactly the ones a reader could misparse.
-func quoteIfOdd(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f {
-			return strconv.Quote(name)
-		}
-	}
-	return name
-}
+// Package gives the prefix of this package's error messages.
+func (tunErrors) Package() string { return "tun" }

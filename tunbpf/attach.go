@@ -26,18 +26,41 @@ var ErrProgramType = errors.New("TUN/TAP devices take only socket filter program
 //
 // The kernel keeps its own reference to the program: prog may be closed
 // once AttachFilter returns, and the filter stays until dev.ClearFilterProgram,
-// another attach, or the device's destruction. Safe to call from any
-// goroutine.
+// another attach, or the device's destruction. LinkFilter does the same
+// for the front door's tundra.Device and returns a Link whose Close
+// detaches. Safe to call from any goroutine.
 func AttachFilter(dev *tun.Device, prog *ebpf.Program) error {
-	return attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram)
+	return attachUnlinked(dev, prog, linkFilter)
 }
 
 // AttachSteering attaches prog as dev's steering program
 // (tun.Device.SetSteeringProgram). The checks, errors and ownership are as
 // for AttachFilter; a device that is not multi-queue gives an error
-// wrapping tun.ErrNotMultiQueue. Detach it with dev.ClearSteeringProgram.
-// Safe to call from any goroutine.
+// wrapping tun.ErrNotMultiQueue. Detach it with dev.ClearSteeringProgram,
+// or use LinkSteering, whose Link detaches on Close. Safe to call from any
+// goroutine.
 func AttachSteering(dev *tun.Device, prog *ebpf.Program) error {
+	return attachUnlinked(dev, prog, linkSteering)
+}
+
+// attachUnlinked attaches prog to dev's hook without a Link, so that no
+// earlier Link detaches it.
+func attachUnlinked(dev *tun.Device, prog *ebpf.Program, kind linkKind) error {
+	linksMu.Lock()
+	defer linksMu.Unlock()
+	if err := attachHook(dev, prog, kind); err != nil {
+		return err
+	}
+	delete(links, linkKey{dev, kind})
+	return nil
+}
+
+// attachHook checks prog and attaches it to dev's filter or steering hook.
+// Called with linksMu held.
+func attachHook(dev *tun.Device, prog *ebpf.Program, kind linkKind) error {
+	if kind == linkFilter {
+		return attach(dev, prog, "TUNSETFILTEREBPF", dev.SetFilterProgram)
+	}
 	return attach(dev, prog, "TUNSETSTEERINGEBPF", dev.SetSteeringProgram)
 }
 

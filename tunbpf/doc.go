@@ -31,6 +31,15 @@
 // LD_ABS/LD_IND loads or the bpf_skb_load_bytes helper, and an LD_ABS/LD_IND
 // load past the end of the packet ends the program with return value 0.
 //
+// # Attaching to a device of the front door
+//
+// LinkFilter and LinkSteering take a *tundra.Device (from tundra.Create or
+// tundra.Adopt) and return a Link, as cilium/ebpf's link package does:
+// closing the Link detaches the program, closing it twice is harmless, and
+// a Link closed after its device, or after a newer program took its hook,
+// leaves the device alone. AttachFilter and AttachSteering are the
+// lower-level form for a *tun.Device, detached with its Clear methods.
+//
 // # Ready-made programs
 //
 // Filter describes a filter (address family, IP protocols, destination

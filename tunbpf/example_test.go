@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/tun"
 	"github.com/tundra-go/tundra/tunbpf"
 )
@@ -44,6 +45,33 @@ func ExampleAttachFilter() {
 
 	// Back to full delivery.
 	if err := dev.ClearFilterProgram(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Filter a device of the front door for as long as the Link is open: only
+// TCP and UDP to ports 80 and 443 reach its queues. Needs CAP_NET_ADMIN
+// and CAP_BPF (or root).
+func ExampleLinkFilter() {
+	dev, err := tundra.Create("198.18.0.1/24")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	prog, err := tunbpf.Filter{Protocols: []uint8{6, 17}, AllowPorts: []uint16{80, 443}}.Program()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer prog.Close() // the kernel keeps its own reference once attached
+	link, err := tunbpf.LinkFilter(dev, prog)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ... read from dev's queues as usual; other packets never arrive.
+
+	// Detach: every packet is delivered again. Deferring it before
+	// dev.Close is as good.
+	if err := link.Close(); err != nil {
 		log.Fatal(err)
 	}
 }

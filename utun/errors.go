@@ -2,7 +2,8 @@ package utun
 
 import (
 	"errors"
-	"strconv"
+
+	"github.com/tundra-go/tundra/internal/operr"
 )
 
 // ErrNotSupported is wrapped by every error that Open, Adopt and the Device
@@ -38,36 +39,21 @@ var ErrNotIP = errors.New("not an IPv4 or IPv6 packet")
 //
 // An *OpError is immutable once returned and may be shared. Do not modify
 // one.
-type OpError struct {
-	Op   string // the operation, e.g. "SIOCAIFADDR_IN6"
-	Name string // the interface name, or "" when none is known yet
-	Err  error  // the cause, e.g. unix.EEXIST
-}
+//
+// The fields are Op (the operation), Name (the interface name, or "" when
+// none is known yet) and Err (the cause). Error formats the error as
+// "utun: OP NAME: CAUSE", for example "utun: connect utun7: resource
+// busy"; a name that holds spaces or unprintable bytes is quoted so the
+// message stays unambiguous. Unwrap
+// returns Err, for errors.Is and errors.As.
+//
+// The shape is shared with the other device package (internal/operr); the
+// private type argument keeps this package's *OpError a type of its own, so
+// errors.As tells the two apart.
+type OpError = operr.Error[utunErrors]
 
-// Error formats the error as "utun: OP NAME: CAUSE", for example
-// "utun: connect utun7: resource busy". A name that holds spaces or
-// unprintable bytes is quoted so the message stays unambiguous.
-func (e *OpError) Error() string {
-	s := "utun: " + e.Op
-	if e.Name != "" {
-		s += " " + quoteIfOdd(e.Name)
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
-}
+// utunErrors tags this package's OpError.
+type utunErrors struct{}
 
-// Unwrap returns the cause, for errors.Is and errors.As.
-func (e *OpError) Unwrap() error { return e.Err }
-
-// quoteIfOdd quotes a name containing anything but printable, non-space
-// ASCII: such names are exactly the ones a reader could misparse.
-func quoteIfOdd(name string) string {
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f {
-			return strconv.Quote(name)
-		}
-	}
-	return name
-}
+// Package gives the prefix of this package's error messages.
+func (utunErrors) Package() string { return "utun" }

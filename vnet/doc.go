@@ -20,9 +20,10 @@
 // unless TUNSETVNETLE (or, on kernels built with TUN_VNET_CROSS_LE,
 // TUNSETVNETBE) overrides it (drivers/net/tun_vnet.h). This package always
 // reads and writes them little-endian: that is the native order of every
-// host Tundra targets (amd64, arm64, riscv64, loong64, ppc64le, ...); on a
-// big-endian host the device must be switched to little-endian with
-// TUNSETVNETLE before use.
+// host Tundra targets (amd64, arm64, riscv64, loong64, ppc64le, ...). On a
+// big-endian host package tun switches the device to little-endian with
+// TUNSETVNETLE when offloads are enabled, and refuses them with an error
+// wrapping tun.ErrVnetByteOrder when the kernel cannot switch.
 //
 // # Ownership and concurrency
 //
