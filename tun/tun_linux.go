@@ -794,6 +794,11 @@ func (d *Device) SetOffload(o Offload) error {
 	if fd < 0 {
 		return &OpError{Op: "TUNSETOFFLOAD", Name: d.name, Err: os.ErrClosed}
 	}
+	// The vnet package encodes the header little-endian, as virtio 1.0
+	// does; a big-endian host must say so to the kernel first, or refuse.
+	if err := prepareVnetOrder(fd, d.name); err != nil {
+		return err
+	}
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, int(o)); err != nil {
 		return &OpError{Op: "TUNSETOFFLOAD " + o.String(), Name: d.name, Err: err}
 	}
