@@ -71,6 +71,11 @@ type sample struct {
 	// RecvPPS is what arrived at the far end: the sink's count (tx), the
 	// UDP layer of the far namespace (fwd).
 	RecvPPS float64 `json:"received_pps,omitempty"`
+	// Received is the sink's count over the whole run, warm-up and stop
+	// included (tx): that the engine's packets were good enough to reach
+	// a socket, which a window's rate cannot show when the sink's CPU was
+	// taken by others for the whole window.
+	Received uint64 `json:"received,omitempty"`
 	// rr
 	RPS    float64 `json:"requests_per_second,omitempty"`
 	P50us  float64 `json:"p50_us,omitempty"`
@@ -390,6 +395,7 @@ func (b *bench) runTX(ctx context.Context, c caseSpec, e engine) (s sample, err 
 		return s, fmt.Errorf("engine: %w", err)
 	}
 	sk.stop()
+	s.Received = sk.recv.load()
 
 	sp, ec := spanOf(w0.use, w1.use), countersDelta(w0.eng, w1.eng)
 	_, rxDrops, _ := dropRates(w0.dev, w1.dev)

@@ -86,6 +86,12 @@ func (e *env) newGenerator(c genConfig) (*generator, error) {
 		}
 		n = gsoBatch
 	}
+	if c.flows > 1 {
+		// Every flow in every batch, equally often: a batch of fewer
+		// messages than flows would leave the later flows without
+		// traffic (a GSO batch is 8 messages, so "16 flows" sent 8).
+		n = (max(n, c.flows) + c.flows - 1) / c.flows * c.flows
+	}
 	g.payload = make([]byte, payloadLen*g.segs)
 	g.msgs = make([]unix.Mmsghdr, n)
 	g.iovs = make([]unix.Iovec, n)
@@ -130,6 +136,10 @@ func (g *generator) start() error {
 }
 
 func (g *generator) loop() {
+	// next is where the previous call stopped: sendmmsg sends a prefix of
+	// the batch when the socket fills, and starting again from message 0
+	// would give the first flows all the traffic under load.
+	next := 0
 	for !g.stopped.Load() {
 		// Not RawSyscall, although sendmmsg with MSG_DONTWAIT never
 		// sleeps: a goroutine looping on raw calls can hardly be
@@ -137,8 +147,8 @@ func (g *generator) loop() {
 		// mostly lands in the kernel), so every stop-the-world (a GC)
 		// would wait for it, for seconds, freezing the engine. In a
 		// system call proper, the goroutine does not hold up the world.
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.msgs[0])),
-			uintptr(len(g.msgs)), unix.MSG_DONTWAIT, 0, 0)
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd), uintptr(unsafe.Pointer(&g.msgs[next])),
+			uintptr(len(g.msgs)-next), unix.MSG_DONTWAIT, 0, 0)
 		g.calls.inc()
 		if e != 0 {
 			// EAGAIN, ENOBUFS: a full queue; ECONNREFUSED: an ICMP error
@@ -148,6 +158,7 @@ func (g *generator) loop() {
 			continue
 		}
 		g.sent.add(uint64(n) * uint64(g.segs))
+		next = (next + int(n)) % len(g.msgs)
 	}
 }
 
