@@ -75,9 +75,8 @@ func createBrokered(s spec, reason error) (*Device, error) {
 	if err != nil {
 		return nil, &Error{Op: "create", Name: s.tun.Name, Err: err}
 	}
-	d, err := adoptBrokered(s, created)
+	d, err := adoptBrokered(s, created) // closes them on error
 	if err != nil {
-		created.Close()
 		return nil, &Error{Op: "create", Name: created.Name, Err: fmt.Errorf("adopting the broker's descriptors: %w", err)}
 	}
 	d.fallback = reason

@@ -125,13 +125,16 @@ func addInterfaceRoute(dst netip.Prefix, index int) error {
 	return nil
 }
 
-// adoptBrokered turns the broker's descriptor into a Device.
+// adoptBrokered turns the broker's descriptor into a Device. On error
+// every descriptor is closed.
 func adoptBrokered(s spec, created broker.Created) (*Device, error) {
 	if len(created.Fds) != 1 {
-		return nil, fmt.Errorf("%d descriptors for a utun device, which has one", len(created.Fds))
+		created.Close()
+		return nil, fmt.Errorf("%w: %d descriptors for a utun device, which has one", broker.ErrProtocol, len(created.Fds))
 	}
 	u, err := utun.Adopt(created.Fds[0])
 	if err != nil {
+		created.Close()
 		return nil, err
 	}
 	d := newDevice(u, created.Index, s.prefix(), s.peer)

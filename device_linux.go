@@ -83,11 +83,22 @@ func tunLacksPrivilege(err error) bool {
 	return false
 }
 
-// adoptBrokered turns the broker's descriptors into a Device.
+// adoptBrokered turns the broker's descriptors into a Device, checking
+// each once (tun.AdoptQueues) and that they are the device the broker
+// announced, of the kind asked for. On error every descriptor is closed.
 func adoptBrokered(s spec, created broker.Created) (*Device, error) {
 	t, err := tun.AdoptQueues(created.Fds)
 	if err != nil {
+		created.Close() // still ours: AdoptQueues took none
 		return nil, err
+	}
+	if got := t.Name(); got != created.Name {
+		t.Close()
+		return nil, fmt.Errorf("%w: the descriptors belong to %s, the broker announced %s", broker.ErrProtocol, got, created.Name)
+	}
+	if tap := t.Flags()&tun.FlagTAP != 0; tap != s.tun.TAP {
+		t.Close()
+		return nil, fmt.Errorf("%w: the broker sent a device with flags %v, TAP=%t was asked", broker.ErrProtocol, t.Flags(), s.tun.TAP)
 	}
 	d := newDevice(t, created.Name, created.Index, s.prefix(), s.peer, s.tun.PacketInfo)
 	d.brokered = true
