@@ -14,7 +14,7 @@ import (
 
 // createBare opens the device CreateBare asks for: createDirect's steps
 // without the address and the link going up.
-func createBare(s spec) (_ *Device, err error) {
+func createBare(s plan) (_ *Device, err error) {
 	runtime.LockOSThread() // the device and the netlink socket share a namespace
 	defer runtime.UnlockOSThread()
 

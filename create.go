@@ -11,7 +11,7 @@ import (
 
 // create carries out a checked request in the mode it asks for. See
 // Create.
-func create(s spec) (*Device, error) {
+func create(s plan) (*Device, error) {
 	switch s.mode {
 	case DirectOnly:
 		return createDirect(s)
@@ -55,7 +55,7 @@ func cause(err error) error {
 
 // createBrokered asks the broker for the device and adopts the
 // descriptors it sends; reason is the direct attempt's error, if any.
-func createBrokered(s spec, reason error) (*Device, error) {
+func createBrokered(s plan, reason error) (*Device, error) {
 	switch {
 	case s.persist:
 		return nil, argError("persist", errBrokerLifetime)

@@ -86,7 +86,7 @@ func tunLacksPrivilege(err error) bool {
 // adoptBrokered turns the broker's descriptors into a Device, checking
 // each once (tun.AdoptQueues) and that they are the device the broker
 // announced, of the kind asked for. On error every descriptor is closed.
-func adoptBrokered(s spec, created broker.Created) (*Device, error) {
+func adoptBrokered(s plan, created broker.Created) (*Device, error) {
 	t, err := tun.AdoptQueues(created.Fds)
 	if err != nil {
 		created.Close() // still ours: AdoptQueues took none
@@ -106,7 +106,7 @@ func adoptBrokered(s spec, created broker.Created) (*Device, error) {
 }
 
 // createDirect opens and configures the device itself.
-func createDirect(s spec) (_ *Device, err error) {
+func createDirect(s plan) (_ *Device, err error) {
 	// The device and the netlink socket must be in the same network
 	// namespace: the calling thread's. Keep to one thread throughout.
 	runtime.LockOSThread()
@@ -310,7 +310,7 @@ type stepError struct {
 }
 
 // setOwnership applies the Owner and Group options, if given.
-func setOwnership(t *tun.Device, s spec) *stepError {
+func setOwnership(t *tun.Device, s plan) *stepError {
 	if s.owner >= 0 {
 		if err := t.SetOwner(s.owner); err != nil {
 			return &stepError{"owner", err}
