@@ -65,7 +65,7 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 }
 
 // A privilege refusal the broker makes up for: the device comes from the
-// broker, and Fallback says why.
+// broker, and FallbackReason says why.
 func TestAutoFallbackServed(t *testing.T) {
 	ns := netnstest.New(t)
 	refusal := &tun.OpError{Op: "TUNSETIFF", Name: "tdrfbok", Err: unix.EPERM}
@@ -74,8 +74,8 @@ func TestAutoFallbackServed(t *testing.T) {
 	failAtFirst(t, "call open", refusal, 1)
 	path := startBroker(t, ns)
 	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path))
-	if fb := dev.Fallback(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
-		t.Errorf("Fallback() = %v, want the TUNSETIFF refusal", fb)
+	if fb := dev.FallbackReason(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
+		t.Errorf("FallbackReason() = %v, want the TUNSETIFF refusal", fb)
 	}
 	if _, err := ns.LinkByName("tdrfbok"); err != nil {
 		t.Errorf("the broker's device: %v", err)

@@ -177,7 +177,7 @@ const (
 	// device (an unprivileged owner of a persistent device gets that far);
 	// any other error, such as netlink's EACCES for an IPv6 address on a
 	// host with IPv6 disabled, is returned as it is. When the broker fails
-	// too, the error gives both causes. Device.Fallback tells why the
+	// too, the error gives both causes. Device.FallbackReason tells why the
 	// broker was used.
 	Auto CreateMode = iota
 	// DirectOnly never asks the broker.

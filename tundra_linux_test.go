@@ -355,7 +355,7 @@ func TestHelperCreate(t *testing.T) {
 	if err == nil {
 		// ip, run by this unprivileged process, reports the device up.
 		out, _ := exec.Command("ip", "-o", "link", "show", "dev", dev.Name()).CombinedOutput()
-		fmt.Printf("RESULT ok %s up=%v fallback=%v\n", dev.Name(), strings.Contains(string(out), ",UP"), dev.Fallback())
+		fmt.Printf("RESULT ok %s up=%v fallback=%v\n", dev.Name(), strings.Contains(string(out), ",UP"), dev.FallbackReason())
 		dev.Close()
 		os.Exit(0)
 	}
