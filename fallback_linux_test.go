@@ -33,20 +33,23 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 		{"TUNSETIFF EPERM", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EPERM}, nil, true},
 		{"TUNSETIFF EINVAL", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EINVAL}, nil, false},
 		{"TUNSETIFF EBUSY", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EBUSY}, nil, false},
-		{"first netlink request EPERM", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EPERM}, nil, true},
-		{"first netlink request EPERM, the MTU", "call set mtu", &nl.Error{Op: "setlinkmtu", Errno: unix.EPERM}, []Option{MTU(1400)}, true},
-		{"netlink EPERM after the MTU was set", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EPERM}, []Option{MTU(1400)}, false},
-		{"netlink EACCES (IPv6 disabled)", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EACCES}, nil, false},
-		{"netlink EINVAL", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EINVAL}, nil, false},
+		{"first netlink request EPERM", "call add address", unix.EPERM, nil, true},
+		{"first netlink request EPERM, the MTU", "call set mtu", unix.EPERM, []Option{MTU(1400)}, true},
+		{"netlink EPERM after the MTU was set", "call add address", unix.EPERM, []Option{MTU(1400)}, false},
+		{"netlink EACCES (IPv6 disabled)", "call add address", unix.EACCES, nil, false},
+		{"netlink EINVAL", "call add address", unix.EINVAL, nil, false},
 		{"EPERM from a later step", "up", unix.EPERM, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			failAt(t, tc.step, tc.err)
-			opts := append([]Option{Name("tdrfb"), nobroker}, tc.opts...)
+			opts := append([]Option{Name("tdrfb"), nobroker, failAt(tc.step, tc.err)}, tc.opts...)
 			err := createErrIn(ns, "fd00:fb::1/64", opts...)
 			t.Logf("%v", err)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("Create: %v, want the injected %v", err, tc.err)
+			}
+			var ne *nl.Error
+			if strings.HasPrefix(tc.step, "call ") && tc.step != "call open" && !errors.As(err, &ne) {
+				t.Errorf("%v: want the kernel's answer as nl's error", err)
 			}
 			var be *broker.Error
 			asked := errors.As(err, &be)
@@ -69,11 +72,10 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 func TestAutoFallbackServed(t *testing.T) {
 	ns := netnstest.New(t)
 	refusal := &tun.OpError{Op: "TUNSETIFF", Name: "tdrfbok", Err: unix.EPERM}
-	// The broker's own Create, in this process, then succeeds. Set before
-	// the broker starts, so that the hook is removed after it stopped.
-	failAtFirst(t, "call open", refusal, 1)
+	// The broker's own Create, in this process, does not see the test's
+	// system and succeeds.
 	path := startBroker(t, ns)
-	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path))
+	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path), failAt("call open", refusal))
 	if fb := dev.FallbackReason(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
 		t.Errorf("FallbackReason() = %v, want the TUNSETIFF refusal", fb)
 	}

@@ -67,6 +67,8 @@ type rawOptions struct {
 	// addrBitsFrom says where it came from, for errors ("" if none).
 	addrBits     int
 	addrBitsFrom string
+	// sys is set by tests only (system).
+	sys *system
 }
 
 func ipString[A IP](v A) string {
@@ -104,44 +106,44 @@ func PrefixLen(bits int) Option {
 
 // MTU sets the link MTU, 68..65535, and at least 1280 for an IPv6 address.
 // Without it the kernel's default (1500) stays.
-func MTU(mtu int) Option { return Option{func(c *rawOptions) { c.mtu, c.mtuSet = mtu, true } }}
+func MTU(mtu int) Option { return Option{func(c *rawOptions) { c.mtu, c.mtuSet = mtu, true }} }
 
 // Name asks for an interface name (at most 15 bytes, no '/', ':' or
 // whitespace; a "%d" pattern lets the kernel number it). Without it the
 // kernel picks tunN or tapN.
-func Name(name string) Option { return Option{func(c *rawOptions) { c.name = name } }}
+func Name(name string) Option { return Option{func(c *rawOptions) { c.name = name }} }
 
 // TAP makes an Ethernet (layer 2) device instead of an IP (layer 3) TUN.
-func TAP() Option { return Option{func(c *rawOptions) { c.tap = true } }}
+func TAP() Option { return Option{func(c *rawOptions) { c.tap = true }} }
 
 // PacketInfo keeps the kernel's 4-byte packet-information header on every
 // packet (IFF_NO_PI is set otherwise).
-func PacketInfo() Option { return Option{func(c *rawOptions) { c.packetInfo = true } }}
+func PacketInfo() Option { return Option{func(c *rawOptions) { c.packetInfo = true }} }
 
 // Persist makes the device outlive its file descriptors (TUNSETPERSIST).
 // Close then leaves it in place; Device.SetPersist(false) undoes it.
-func Persist() Option { return Option{func(c *rawOptions) { c.persist = true } }}
+func Persist() Option { return Option{func(c *rawOptions) { c.persist = true }} }
 
 // Owner lets the user uid attach to the device without CAP_NET_ADMIN
 // (TUNSETOWNER); usually given with Persist.
-func Owner(uid int) Option { return Option{func(c *rawOptions) { c.owner, c.ownerSet = uid, true } }}
+func Owner(uid int) Option { return Option{func(c *rawOptions) { c.owner, c.ownerSet = uid, true }} }
 
 // Group lets members of gid attach without CAP_NET_ADMIN (TUNSETGROUP).
 // With Owner as well, the kernel requires both to match.
-func Group(gid int) Option { return Option{func(c *rawOptions) { c.group, c.groupSet = gid, true } }}
+func Group(gid int) Option { return Option{func(c *rawOptions) { c.group, c.groupSet = gid, true }} }
 
 // Queues opens n queues (1..256); more than one makes a multi-queue device,
 // over whose queues the kernel spreads flows.
-func Queues(n int) Option { return Option{func(c *rawOptions) { c.queues, c.queuesSet = n, true } }}
+func Queues(n int) Option { return Option{func(c *rawOptions) { c.queues, c.queuesSet = n, true }} }
 
 // Exclusive refuses to attach to an existing device of the same name
 // (IFF_TUN_EXCL): Create then fails instead of reusing it.
-func Exclusive() Option { return Option{func(c *rawOptions) { c.exclusive = true } }}
+func Exclusive() Option { return Option{func(c *rawOptions) { c.exclusive = true }} }
 
 // KeepDAD leaves IPv6 duplicate address detection on. By default Create
 // marks IPv6 addresses IFA_F_NODAD so they are usable when it returns; a
 // TUN device has no neighbours to detect, but a TAP device on a bridge may.
-func KeepDAD() Option { return Option{func(c *rawOptions) { c.keepDAD = true } }}
+func KeepDAD() Option { return Option{func(c *rawOptions) { c.keepDAD = true }} }
 
 // AllOffloads asks for every offload: TCP over IPv4 and IPv6, and UDP
 // where the kernel has it.
@@ -199,10 +201,10 @@ func (m CreateMode) String() string {
 }
 
 // Mode forces direct creation or the broker; the default is Auto.
-func Mode(m CreateMode) Option { return Option{func(c *rawOptions) { c.mode = m } }}
+func Mode(m CreateMode) Option { return Option{func(c *rawOptions) { c.mode = m }} }
 
 // BrokerSocket sets the broker's socket (default /var/run/tundra.sock).
-func BrokerSocket(path string) Option { return Option{func(c *rawOptions) { c.brokerPath = path } }}
+func BrokerSocket(path string) Option { return Option{func(c *rawOptions) { c.brokerPath = path }} }
 
 // plan is a checked request: everything Create needs, nothing to parse.
 // Create's options and the broker's requests both become one.
@@ -222,6 +224,9 @@ type plan struct {
 	broker  string // the broker's socket, "" for the default
 	// offloads are those asked for; tun.VnetHdr says they were asked.
 	offloads vnet.Offloads
+	// sys is the kernel interface a test substituted (system), nil for
+	// the real one.
+	sys *system
 }
 
 func (s plan) prefix() netip.Prefix { return netip.PrefixFrom(s.local, s.bits) }
@@ -367,7 +372,7 @@ func (c *rawOptions) check(local netip.Addr) (plan, error) {
 	}
 	s.persist, s.keepDAD = c.persist, c.keepDAD
 	s.nodad = local.Is6() && !c.keepDAD
-	s.offloads = c.offloads
+	s.offloads, s.sys = c.offloads, c.sys
 	s.tun = tun.Config{
 		Name:       c.name,
 		TAP:        c.tap,
