@@ -492,27 +492,34 @@ func (c *rawOptions) checkQueues(s *plan) error {
 	return nil
 }
 
-// checkOwner: a uid the kernel can store (not (uid_t)-1, which means none).
+// checkOwner: a uid the kernel can store.
 func (c *rawOptions) checkOwner(s *plan) error {
-	if !c.ownerSet {
-		return nil
-	}
-	if c.owner < 0 || c.owner > maxUint32ID {
-		return fmt.Errorf("uid %d is outside 0..%d", c.owner, maxUint32ID)
-	}
-	s.owner = c.owner
-	return nil
+	return setID("uid", c.owner, c.ownerSet, &s.owner)
 }
 
 // checkGroup: a gid the kernel can store.
 func (c *rawOptions) checkGroup(s *plan) error {
-	if !c.groupSet {
+	return setID("gid", c.group, c.groupSet, &s.group)
+}
+
+// setID stores id in dst if it was set and checkID accepts it.
+func setID(what string, id int, set bool, dst *int) error {
+	if !set {
 		return nil
 	}
-	if c.group < 0 || c.group > maxUint32ID {
-		return fmt.Errorf("gid %d is outside 0..%d", c.group, maxUint32ID)
+	if err := checkID(what, id); err != nil {
+		return err
 	}
-	s.group = c.group
+	*dst = id
+	return nil
+}
+
+// checkID is the Owner and Group rule, for SetOwner and SetGroup too: an
+// id the kernel can store, not (uid_t)-1, which means none.
+func checkID(what string, id int) error {
+	if id < 0 || id > maxUint32ID {
+		return fmt.Errorf("%s %d is outside 0..%d", what, id, maxUint32ID)
+	}
 	return nil
 }
 
