@@ -174,14 +174,14 @@ func TestRunServesItsCreator(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c := broker.Client{Path: sock, Timeout: 10 * time.Second}
-	_, err := c.Create(context.Background(), broker.Request{Addr: netip.MustParsePrefix("10.9.0.1/24"), Name: "fake%d"})
+	_, err := c.Create(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fd00:77::1/64"), Name: "tunfake%d"})
 	var be *broker.Error
 	if !errors.As(err, &be) || be.Status != broker.StatusFailed || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(be.Message, "fake creator") {
 		t.Errorf("Create: %v; want the fake creator's refusal, ENOSPC", err)
 	}
 	select {
 	case r := <-asked:
-		if r.Name != "fake%d" || r.Addr != netip.MustParsePrefix("10.9.0.1/24") {
+		if r.Name != "tunfake%d" || r.Addr != netip.MustParsePrefix("fd00:77::1/64") {
 			t.Errorf("the creator was asked for %+v", r)
 		}
 	default:
