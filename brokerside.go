@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/tundra-go/tundra/broker"
-	"golang.org/x/sys/unix"
 )
 
 // This file is the broker's server side of the package, apart from the
@@ -16,13 +15,14 @@ import (
 // cmd/tundra-server gives broker.Config.Create, run for every request the
 // server allows. It creates the device r describes directly, the way
 // Create does, but always exclusively, so a client is never attached to a
-// device that existed before, and it returns close-on-exec duplicates of
-// the queue descriptors, keeping none: the device lives exactly as long as
-// the client holds them. The request becomes the plan Create carries out
-// without passing through Options, and the plan is checked by the same
-// per-option checks as Create's. The device is made in the network
-// namespace of the calling goroutine's thread. On any error nothing is
-// left behind. Safe from any goroutine; needs CAP_NET_ADMIN.
+// device that existed before, and it returns the queue descriptors,
+// close-on-exec, keeping none: the device lives exactly as long as the
+// client holds them. On Linux they are the very descriptors the device was
+// made with, handed over without a duplicate. The request becomes the plan
+// Create carries out without passing through Options, and the plan is
+// checked by the same per-option checks as Create's. The device is made in
+// the network namespace of the calling goroutine's thread. On any error
+// nothing is left behind. Safe from any goroutine; needs CAP_NET_ADMIN.
 func BrokerCreate(ctx context.Context, r broker.Request) (broker.Created, error) {
 	if err := ctx.Err(); err != nil {
 		return broker.Created{}, err
@@ -31,20 +31,9 @@ func BrokerCreate(ctx context.Context, r broker.Request) (broker.Created, error)
 	if err != nil {
 		return broker.Created{}, err
 	}
-	dev, err := createDirect(s)
+	out, err := brokerDevice(s)
 	if err != nil {
 		return broker.Created{}, err
-	}
-	// Our own descriptors go whatever happens; the client gets duplicates.
-	defer dev.Close()
-	out := broker.Created{Name: dev.Name(), Index: dev.Index()}
-	for _, fd := range dev.Fds() {
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
-		if err != nil {
-			out.Close()
-			return broker.Created{}, &Error{Op: "create", Name: dev.Name(), Err: fmt.Errorf("duplicating a queue: %w", err)}
-		}
-		out.Fds = append(out.Fds, dup)
 	}
 	if err := ctx.Err(); err != nil {
 		out.Close()
