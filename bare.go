@@ -38,7 +38,9 @@ func CreateBare(opts ...Option) (*Device, error) {
 // CloneDevice sets the TUN/TAP clone device that Create and CreateBare
 // open (tun.Config.CloneDevice), for systems that keep it elsewhere than
 // /dev/net/tun. The broker ignores it: it opens its own.
-func CloneDevice(path string) Option { return func(c *config) { c.cloneDevice = path } }
+func CloneDevice(path string) Option {
+	return Option{func(c *rawOptions) { c.cloneDevice = path }}
+}
 
 // bareAddr stands in for the address in resolveBare, so that the other
 // options go through resolve's checks, kept in one place. It is never
@@ -48,31 +50,26 @@ var bareAddr = netip.AddrFrom4([4]byte{192, 0, 2, 1})
 
 // resolveBare checks CreateBare's options: it refuses the address options,
 // then runs resolve with a placeholder address. Pure, like resolve.
-func resolveBare(opts []Option) (spec, error) {
-	c := config{}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
-	}
+func resolveBare(opts []Option) (plan, error) {
+	c := collect(opts)
 	noAddr := func(arg string) error {
 		return argError(arg, errors.New("a bare device has no address: add one with Device.AddAddr, or use Create"))
 	}
 	switch {
 	case c.peerSet:
-		return spec{}, noAddr("peer")
+		return plan{}, noAddr("peer")
 	case c.netmaskSet:
-		return spec{}, noAddr("netmask")
+		return plan{}, noAddr("netmask")
 	case c.prefixSet:
-		return spec{}, noAddr("prefix length")
+		return plan{}, noAddr("prefix length")
 	case c.keepDAD:
-		return spec{}, noAddr("keep DAD")
+		return plan{}, noAddr("keep DAD")
 	case c.mode == BrokerOnly:
-		return spec{}, argError("mode", errors.New("the broker makes devices only with an address; a bare device is made directly"))
+		return plan{}, argError("mode", errors.New("the broker makes devices only with an address; a bare device is made directly"))
 	}
-	s, err := resolve(bareAddr, opts)
+	s, err := c.check(bareAddr)
 	if err != nil {
-		return spec{}, err
+		return plan{}, err
 	}
 	s.local, s.bits, s.nodad = netip.Addr{}, 0, false
 	return s, nil

@@ -100,8 +100,8 @@ func TestCreateViaBrokerAsRoot(t *testing.T) {
 	ns := netnstest.New(t)
 	path := startBroker(t, ns)
 	dev := createIn(t, ns, "fd00:98::1/64", Mode(BrokerOnly), BrokerSocket(path), Queues(2), Name("tunroot"))
-	if dev.Fallback() != nil || len(dev.Fds()) != 2 || dev.Name() != "tunroot" {
-		t.Errorf("via broker: fallback %v, %d fds, name %s", dev.Fallback(), len(dev.Fds()), dev.Name())
+	if dev.FallbackReason() != nil || len(dev.Fds()) != 2 || dev.Name() != "tunroot" {
+		t.Errorf("via broker: fallback %v, %d fds, name %s", dev.FallbackReason(), len(dev.Fds()), dev.Name())
 	}
 	if l, err := ns.LinkByName("tunroot"); err != nil || !l.HasFlag("UP") || l.Index != dev.Index() {
 		t.Errorf("ip: %+v, %v", l, err)

@@ -6,17 +6,16 @@ import (
 	"fmt"
 
 	"github.com/tundra-go/tundra/broker"
-	"golang.org/x/sys/unix"
 )
 
 // create carries out a checked request in the mode it asks for. See
 // Create.
-func create(s spec) (*Device, error) {
+func create(s plan) (*Device, error) {
 	switch s.mode {
 	case DirectOnly:
 		return createDirect(s)
 	case BrokerOnly:
-		return createBrokered(s, nil)
+		return askBroker(s, nil)
 	}
 	// Only a refusal for want of privilege falls back; any other error
 	// (EACCES from netlink on a host with IPv6 disabled, EINVAL, ...) is
@@ -25,7 +24,7 @@ func create(s spec) (*Device, error) {
 	if err == nil || !errors.As(err, new(lackOfPrivilege)) {
 		return dev, err
 	}
-	dev, berr := createBrokered(s, err)
+	dev, berr := askBroker(s, err)
 	if berr != nil {
 		return nil, &Error{Op: "create", Name: s.tun.Name, Err: fmt.Errorf("directly: %w; and through the broker: %w", cause(err), cause(berr))}
 	}
@@ -53,9 +52,9 @@ func cause(err error) error {
 	return err
 }
 
-// createBrokered asks the broker for the device and adopts the
-// descriptors it sends; reason is the direct attempt's error, if any.
-func createBrokered(s spec, reason error) (*Device, error) {
+// askBroker is the client side: it asks the broker for the device and
+// adopts the descriptors it sends; reason is the direct attempt's error, if any.
+func askBroker(s plan, reason error) (*Device, error) {
 	switch {
 	case s.persist:
 		return nil, argError("persist", errBrokerLifetime)
@@ -75,9 +74,8 @@ func createBrokered(s spec, reason error) (*Device, error) {
 	if err != nil {
 		return nil, &Error{Op: "create", Name: s.tun.Name, Err: err}
 	}
-	d, err := adoptBrokered(s, created)
+	d, err := adoptBrokered(s, created) // closes them on error
 	if err != nil {
-		created.Close()
 		return nil, &Error{Op: "create", Name: created.Name, Err: fmt.Errorf("adopting the broker's descriptors: %w", err)}
 	}
 	d.fallback = reason
@@ -85,58 +83,3 @@ func createBrokered(s spec, reason error) (*Device, error) {
 }
 
 var errBrokerLifetime = errors.New("persistence, owner and group are not available through the broker: its devices live exactly as long as the client's descriptors")
-
-// BrokerCreate is the broker's creator, what cmd/tundra-server runs for
-// every request it allows (broker.Config.Create): it creates the device r
-// describes directly, the way Create does, but always exclusively, so a
-// client is never attached to a device that existed before, and it returns
-// close-on-exec duplicates of the queue descriptors, keeping none: the
-// device lives exactly as long as the client holds them. The device is made
-// in the network namespace of the calling goroutine's thread. On any error
-// nothing is left behind. Safe from any goroutine; needs CAP_NET_ADMIN.
-func BrokerCreate(ctx context.Context, r broker.Request) (broker.Created, error) {
-	if err := ctx.Err(); err != nil {
-		return broker.Created{}, err
-	}
-	opts := []Option{Name(r.Name), Exclusive(), Mode(DirectOnly)}
-	if uid, ok := broker.RequesterUID(ctx); ok {
-		// Owned from birth: only the member (or CAP_NET_ADMIN) can attach
-		// to the device, even where the clone device is world-writable.
-		opts = append(opts, Owner(int(uid)))
-	}
-	if r.Peer.IsValid() {
-		opts = append(opts, Peer(r.Peer))
-	}
-	if r.MTU != 0 {
-		opts = append(opts, MTU(r.MTU))
-	}
-	if r.TAP {
-		opts = append(opts, TAP())
-	}
-	if r.PacketInfo {
-		opts = append(opts, PacketInfo())
-	}
-	if r.Queues > 1 {
-		opts = append(opts, Queues(r.Queues))
-	}
-	dev, err := Create(r.Addr, opts...)
-	if err != nil {
-		return broker.Created{}, err
-	}
-	// Our own descriptors go whatever happens; the client gets duplicates.
-	defer dev.Close()
-	out := broker.Created{Name: dev.Name(), Index: dev.Index()}
-	for _, fd := range dev.Fds() {
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
-		if err != nil {
-			out.Close()
-			return broker.Created{}, &Error{Op: "create", Name: dev.Name(), Err: fmt.Errorf("duplicating a queue: %w", err)}
-		}
-		out.Fds = append(out.Fds, dup)
-	}
-	if err := ctx.Err(); err != nil {
-		out.Close()
-		return broker.Created{}, err
-	}
-	return out, nil
-}

@@ -62,10 +62,10 @@ func (d *Device) Addr() netip.Prefix { return d.addr }
 // Peer is the point-to-point peer Create configured, or the zero Addr.
 func (d *Device) Peer() netip.Addr { return d.peer }
 
-// Fallback is why Create asked the broker: the error of the direct
+// FallbackReason is why Create asked the broker: the error of the direct
 // attempt (EPERM or EACCES from the kernel). It is nil for a device created
 // directly, adopted, or created with Mode(BrokerOnly).
-func (d *Device) Fallback() error { return d.fallback }
+func (d *Device) FallbackReason() error { return d.fallback }
 
 // Offloads are the offloads in use on a device created with the Offloads
 // option: which super-packets the kernel hands over and this package

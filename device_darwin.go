@@ -38,7 +38,7 @@ func (d *Device) SetPersist(bool) error {
 // create makes a utun device: open (the kernel creates the interface up),
 // MTU, address (with the peer), the prefix route IPv4 point-to-point
 // interfaces do not get on their own, and up.
-func createDirect(s spec) (_ *Device, err error) {
+func createDirect(s plan) (_ *Device, err error) {
 	unit, err := utunUnit(s)
 	if err != nil {
 		return nil, err
@@ -125,13 +125,16 @@ func addInterfaceRoute(dst netip.Prefix, index int) error {
 	return nil
 }
 
-// adoptBrokered turns the broker's descriptor into a Device.
-func adoptBrokered(s spec, created broker.Created) (*Device, error) {
+// adoptBrokered turns the broker's descriptor into a Device. On error
+// every descriptor is closed.
+func adoptBrokered(s plan, created broker.Created) (*Device, error) {
 	if len(created.Fds) != 1 {
-		return nil, fmt.Errorf("%d descriptors for a utun device, which has one", len(created.Fds))
+		created.Close()
+		return nil, fmt.Errorf("%w: %d descriptors for a utun device, which has one", broker.ErrProtocol, len(created.Fds))
 	}
 	u, err := utun.Adopt(created.Fds[0])
 	if err != nil {
+		created.Close()
 		return nil, err
 	}
 	d := newDevice(u, created.Index, s.prefix(), s.peer)

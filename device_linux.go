@@ -59,12 +59,6 @@ func (d *Device) SetPersist(on bool) error {
 	return nil
 }
 
-// testHook, when set by a test, runs after each step of create and can make
-// it fail, so that every rollback path is exercised against the real kernel;
-// the "call ..." steps run before the kernel call they name, and their
-// error stands for the kernel's.
-var testHook func(step string) error
-
 // tunLacksPrivilege reports whether tun.Open failed for want of privilege:
 // /dev/net/tun not open to this user (EACCES, or EPERM from a security
 // module or a device cgroup), or TUNSETIFF refused for want of
@@ -83,231 +77,346 @@ func tunLacksPrivilege(err error) bool {
 	return false
 }
 
-// adoptBrokered turns the broker's descriptors into a Device.
-func adoptBrokered(s spec, created broker.Created) (*Device, error) {
+// adoptBrokered turns the broker's descriptors into a Device, checking
+// each once (tun.AdoptQueues) and that they are the device the broker
+// announced, of the kind asked for. On error every descriptor is closed.
+func adoptBrokered(s plan, created broker.Created) (*Device, error) {
 	t, err := tun.AdoptQueues(created.Fds)
 	if err != nil {
+		created.Close() // still ours: AdoptQueues took none
 		return nil, err
+	}
+	if got := t.Name(); got != created.Name {
+		t.Close()
+		return nil, fmt.Errorf("%w: the descriptors belong to %s, the broker announced %s", broker.ErrProtocol, got, created.Name)
+	}
+	if tap := t.Flags()&tun.FlagTAP != 0; tap != s.tun.TAP {
+		t.Close()
+		return nil, fmt.Errorf("%w: the broker sent a device with flags %v, TAP=%t was asked", broker.ErrProtocol, t.Flags(), s.tun.TAP)
 	}
 	d := newDevice(t, created.Name, created.Index, s.prefix(), s.peer, s.tun.PacketInfo)
 	d.brokered = true
 	return d, nil
 }
 
-// createDirect opens and configures the device itself.
-func createDirect(s spec) (_ *Device, err error) {
+// system is what creating a device asks of the kernel. Production uses
+// realSystem; a test hands createDirect another (through a test-only
+// Option) to play a kernel that refuses a call or to fail a step, without
+// a global hook, so that a broker serving in the same process is
+// unaffected.
+type system struct {
+	dialNetlink func() (*nl.Conn, error)
+	openTUN     func(tun.Config) (*tun.Device, error)
+	setOffload  func(*tun.Device, tun.Offload) error // TUNSETOFFLOAD
+	probeWrite  func(fd int, iovs [][]byte) (int, error)
+	// after, when set, runs after each step of createDirect with the
+	// step's name; its error fails the step, so every rollback path is
+	// exercised against the real kernel.
+	after func(step string) error
+}
+
+var realSystem = system{
+	dialNetlink: nl.Dial,
+	openTUN:     tun.Open,
+	setOffload:  (*tun.Device).SetOffload,
+	probeWrite:  unix.Writev,
+}
+
+// sys is the plan's system: realSystem unless a test gave another.
+func (s plan) system() system {
+	if s.sys != nil {
+		return *s.sys
+	}
+	return realSystem
+}
+
+// creation is the state createDirect's steps share.
+type creation struct {
+	plan
+	sys     system
+	c       *nl.Conn
+	existed bool        // a device of this name was there before
+	t       *tun.Device // set by the open step
+	link    nl.Link     // set by the look-up step
+	// configured: a netlink request changed the device (see configure).
+	configured bool
+	offloads   vnet.Offloads
+	notes      []string
+}
+
+// createStep is one named step of creating a device. do makes it and
+// returns its undo, which puts back what it changed should a later step
+// fail (nil when there is nothing to put back). Its error says what
+// failed; the runner adds the device's name.
+type createStep struct {
+	name string
+	do   func(*creation) (undo func() error, err error)
+}
+
+// directSteps are Create's steps, in order. Owner and group come at
+// once on a device this call made: until they are set, any user who can
+// open the clone device may attach a queue to a multi-queue device (the
+// kernel checks them only when set), and should a later step fail the
+// device goes anyway. On a device that existed they come last, with
+// persistence, once nothing else can fail: what they replace is not known,
+// so they could not be put back. (Were SetGroup or SetPersist to fail
+// after SetOwner succeeded on such a device, its owner would stay changed;
+// all three need the same privilege, so that does not happen in practice.)
+var directSteps = []createStep{
+	{"open", (*creation).open},
+	{"queues", (*creation).addQueues},
+	{"offloads", (*creation).negotiateOffloads},
+	{"look up", (*creation).lookUp},
+	{"mtu", (*creation).setMTU},
+	{"address", (*creation).addAddress},
+	{"up", (*creation).setUp},
+	{"usable", (*creation).waitUsable},
+	{"ownership", (*creation).ownLate},
+	{"persist", (*creation).persist},
+}
+
+// bareSteps are CreateBare's: the device alone, no address, left down.
+var bareSteps = []createStep{
+	{"open", (*creation).open},
+	{"queues", (*creation).addQueues},
+	{"offloads", (*creation).negotiateOffloads},
+	{"look up", (*creation).lookUp},
+	{"mtu", (*creation).setMTU},
+	{"ownership", (*creation).ownLate},
+	{"persist", (*creation).persist},
+}
+
+// runSteps dials netlink and runs steps in order, in the calling thread's
+// network namespace. On error it undoes what the steps did, last first,
+// and returns an *Error naming the device; the error says too when an
+// undo failed. On success the device is cr.t, open.
+func runSteps(s plan, steps []createStep) (cr *creation, err error) {
 	// The device and the netlink socket must be in the same network
 	// namespace: the calling thread's. Keep to one thread throughout.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-
-	fail := func(step string, cause error) error {
-		return &Error{Op: "create", Name: s.tun.Name, Err: fmt.Errorf("%s: %w", step, cause)}
+	cr = &creation{plan: s, sys: s.system()}
+	name := func() string {
+		if cr.t != nil {
+			return cr.t.Name()
+		}
+		return s.tun.Name
 	}
-	c, err := nl.Dial()
-	if err != nil {
-		return nil, fail("netlink", err)
+	if cr.c, err = cr.sys.dialNetlink(); err != nil {
+		return nil, &Error{Op: "create", Name: name(), Err: fmt.Errorf("netlink: %w", err)}
 	}
-	defer c.Close()
-
+	defer cr.c.Close()
 	// A device of this name that exists already is reused (unless
 	// Exclusive), as tunctl does; if anything fails it must be left as it
 	// was found, not removed.
-	existed := false
-	if s.tun.Name != "" && !strings.Contains(s.tun.Name, "%") {
-		if _, err := c.LinkByName(s.tun.Name); err == nil {
-			existed = true
-		}
+	if n := s.tun.Name; n != "" && !strings.Contains(n, "%") {
+		_, lerr := cr.c.LinkByName(n)
+		cr.existed = lerr == nil
 	}
-
 	var undo []func() error
-	defer func() {
-		if err == nil {
-			return
+	for _, st := range steps {
+		u, err := st.do(cr)
+		if u != nil {
+			undo = append(undo, u)
 		}
-		var cleanup []error
-		for i := len(undo) - 1; i >= 0; i-- {
-			if uerr := undo[i](); uerr != nil {
-				cleanup = append(cleanup, uerr)
+		if err == nil && cr.sys.after != nil {
+			if err = cr.sys.after(st.name); err != nil {
+				err = fmt.Errorf("%s: %w", st.name, err)
 			}
 		}
-		if len(cleanup) > 0 {
-			err = fmt.Errorf("%w; cleanup also failed: %w", err, errors.Join(cleanup...))
+		if err != nil {
+			var cleanup []error
+			for i := len(undo) - 1; i >= 0; i-- {
+				if uerr := undo[i](); uerr != nil {
+					cleanup = append(cleanup, uerr)
+				}
+			}
+			if len(cleanup) > 0 {
+				err = fmt.Errorf("%w; cleanup also failed: %w", err, errors.Join(cleanup...))
+			}
+			return nil, &Error{Op: "create", Name: name(), Err: err}
 		}
-	}()
-	step := func(name string) error {
-		if testHook != nil {
-			return testHook(name)
-		}
-		return nil
 	}
+	return cr, nil
+}
 
-	// The kernel calls whose refusal decides Auto's fallback can be made
-	// to fail by a test before they run ("call ..." steps), with the error
-	// the kernel would give, so each classification is exercised.
-	var t *tun.Device
-	if err = step("call open"); err == nil {
-		t, err = tun.Open(s.tun)
-	}
+// createDirect opens and configures the device itself.
+func createDirect(s plan) (*Device, error) {
+	cr, err := runSteps(s, directSteps)
 	if err != nil {
-		if tunLacksPrivilege(err) {
-			err = lackOfPrivilege{err}
-		}
-		return nil, fail("open", err)
+		return nil, err
 	}
-	undo = append(undo, t.Close)
-	name := t.Name()
-	fail = func(stepName string, cause error) error {
-		return &Error{Op: "create", Name: name, Err: fmt.Errorf("%s: %w", stepName, cause)}
-	}
-	// On a device this call made, owner and group at once: until they
-	// are set, any user who can open the clone device may attach a queue
-	// to a multi-queue device (the kernel checks them only when set), and
-	// should a later step fail the device goes anyway. (On a device that
-	// existed they come last; see below.)
-	ownedEarly := !existed
-	if ownedEarly {
-		if err := setOwnership(t, s); err != nil {
-			return nil, fail(err.step, err.err)
-		}
-	}
-	if err := step("open"); err != nil {
-		return nil, fail("open", err)
-	}
-
-	for i := 1; i < s.queues; i++ {
-		if _, err := t.AddQueue(); err != nil {
-			return nil, fail(fmt.Sprintf("queue %d of %d", i+1, s.queues), err)
-		}
-	}
-	var offloads vnet.Offloads
-	var offloadNotes []string
+	d := newDevice(cr.t, cr.t.Name(), cr.link.Index, s.prefix(), s.peer, s.tun.PacketInfo)
 	if s.tun.VnetHdr {
-		if offloads, offloadNotes, err = negotiateOffloads(t, s.offloads); err != nil {
-			return nil, fail("offloads", err)
-		}
-	}
-
-	link, err := c.LinkByName(name)
-	if err != nil {
-		return nil, fail("look up", err)
-	}
-	// configure makes a netlink request that changes the device. The
-	// first one's EPERM is the kernel saying that this process may not
-	// configure devices at all (an unprivileged owner of a persistent
-	// device gets that far): Auto then asks the broker. A refusal after
-	// one succeeded is about the request, and so is any other errno.
-	configured := false
-	configure := func(call string, request func() error) error {
-		err := step("call " + call)
-		if err == nil {
-			err = request()
-		}
-		if err != nil && !configured && errors.Is(err, unix.EPERM) {
-			return lackOfPrivilege{err}
-		}
-		configured = configured || err == nil
-		return err
-	}
-	if s.mtu != 0 {
-		// Before the address: an IPv6 address needs the final MTU (the
-		// kernel refuses it on a link below 1280).
-		if err := configure("set mtu", func() error { return c.SetLinkMTU(link.Index, s.mtu) }); err != nil {
-			return nil, fail(fmt.Sprintf("set mtu %d", s.mtu), err)
-		}
-		if existed {
-			old := link.MTU
-			undo = append(undo, func() error { return c.SetLinkMTU(link.Index, old) })
-		}
-		link.MTU = s.mtu
-	}
-	if err := step("mtu"); err != nil {
-		return nil, fail("mtu", err)
-	}
-
-	a := nl.Addr{Index: link.Index, Prefix: s.prefix(), Peer: s.peer}
-	if s.nodad {
-		a.Flags |= nl.IFA_F_NODAD
-	}
-	if err := configure("add address", func() error { return c.AddAddr(a) }); err != nil {
-		if s.local.Is6() && link.MTU < minIPv6MTU && errors.Is(err, unix.EINVAL) {
-			err = fmt.Errorf("%w (the link's MTU is %d, below IPv6's minimum of %d: give MTU(1280) or more)", err, link.MTU, minIPv6MTU)
-		}
-		if errors.Is(err, unix.EEXIST) {
-			err = fmt.Errorf("%w (%s is already configured on %s)", err, a.Prefix, name)
-		}
-		return nil, fail("add address "+a.Prefix.String(), err)
-	}
-	undo = append(undo, func() error { return c.DeleteAddr(a) })
-	if err := step("address"); err != nil {
-		return nil, fail("address", err)
-	}
-
-	if link.Flags&unix.IFF_UP == 0 {
-		if err := c.SetLinkUp(link.Index); err != nil {
-			return nil, fail("set up", err)
-		}
-		if existed {
-			undo = append(undo, func() error { return c.SetLinkDown(link.Index) })
-		}
-	}
-	if err := step("up"); err != nil {
-		return nil, fail("up", err)
-	}
-	within := usableWithin
-	if s.keepDAD {
-		within = dadWithin
-	}
-	if err := waitUsable(c, s.local, within); err != nil {
-		return nil, fail("address "+s.local.String(), err)
-	}
-	// Persistence, and on a device that existed ownership too, last, once
-	// nothing else can fail: on a device that existed, what they replace
-	// is not known, so they could not be put back. (Were SetGroup or SetPersist to fail after SetOwner
-	// succeeded on such a device, its owner would stay changed; all three
-	// need the same privilege, so that does not happen in practice.)
-	if err := step("ownership"); err != nil {
-		return nil, fail("ownership", err)
-	}
-	if !ownedEarly {
-		if err := setOwnership(t, s); err != nil {
-			return nil, fail(err.step, err.err)
-		}
-	}
-	if s.persist {
-		if err := t.SetPersist(true); err != nil {
-			return nil, fail("persist", err)
-		}
-		if !existed {
-			// Closing the fds of a persistent device leaves it: clear the
-			// flag first when unwinding a device this call made.
-			undo = append(undo, func() error { return t.SetPersist(false) })
-		}
-	}
-	d := newDevice(t, name, link.Index, s.prefix(), s.peer, s.tun.PacketInfo)
-	if s.tun.VnetHdr {
-		offloads, segments, probeNotes := probeOffloads(t.Fd(), s.local, offloads)
-		d.enableOffloads(offloads, segments, append(offloadNotes, probeNotes...))
+		offloads, segments, probeNotes := probeOffloads(cr.sys, cr.t.Fd(), s.local, cr.offloads)
+		d.enableOffloads(offloads, segments, append(cr.notes, probeNotes...))
 	}
 	return d, nil
 }
 
-// stepError is a failed step of setOwnership.
-type stepError struct {
-	step string
-	err  error
+// open opens the device (TUNSETIFF), owning it at once if it is new. A
+// refusal for want of privilege is marked so that Auto asks the broker.
+func (cr *creation) open() (func() error, error) {
+	t, err := cr.sys.openTUN(cr.tun)
+	if err != nil {
+		if tunLacksPrivilege(err) {
+			err = lackOfPrivilege{err}
+		}
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	cr.t = t
+	if !cr.existed {
+		if err := cr.setOwnership(); err != nil {
+			return t.Close, err
+		}
+	}
+	return t.Close, nil
+}
+
+// addQueues attaches the queues after the first; they close with the
+// device.
+func (cr *creation) addQueues() (func() error, error) {
+	for i := 1; i < cr.queues; i++ {
+		if _, err := cr.t.AddQueue(); err != nil {
+			return nil, fmt.Errorf("queue %d of %d: %w", i+1, cr.queues, err)
+		}
+	}
+	return nil, nil
+}
+
+// negotiateOffloads asks for the Offloads option's offloads, if given.
+func (cr *creation) negotiateOffloads() (func() error, error) {
+	if !cr.tun.VnetHdr {
+		return nil, nil
+	}
+	var err error
+	if cr.offloads, cr.notes, err = negotiateOffloads(cr.sys, cr.t, cr.plan.offloads); err != nil {
+		return nil, fmt.Errorf("offloads: %w", err)
+	}
+	return nil, nil
+}
+
+// lookUp learns the link's index, flags and MTU.
+func (cr *creation) lookUp() (func() error, error) {
+	var err error
+	if cr.link, err = cr.c.LinkByName(cr.t.Name()); err != nil {
+		return nil, fmt.Errorf("look up: %w", err)
+	}
+	return nil, nil
+}
+
+// configure makes a netlink request that changes the device. The first
+// one's EPERM is the kernel saying that this process may not configure
+// devices at all (an unprivileged owner of a persistent device gets that
+// far): Auto then asks the broker. A refusal after one succeeded is about
+// the request, and so is any other errno.
+func (cr *creation) configure(request func() error) error {
+	err := request()
+	if err != nil && !cr.configured && errors.Is(err, unix.EPERM) {
+		return lackOfPrivilege{err}
+	}
+	cr.configured = cr.configured || err == nil
+	return err
+}
+
+// setMTU sets the MTU option's MTU, before the address: an IPv6 address
+// needs the final MTU (the kernel refuses it on a link below 1280). On a
+// device that existed the undo puts the old one back.
+func (cr *creation) setMTU() (func() error, error) {
+	if cr.mtu == 0 || cr.mtu == cr.link.MTU {
+		return nil, nil
+	}
+	index, old := cr.link.Index, cr.link.MTU
+	if err := cr.configure(func() error { return cr.c.SetLinkMTU(index, cr.mtu) }); err != nil {
+		return nil, fmt.Errorf("set mtu %d: %w", cr.mtu, err)
+	}
+	cr.link.MTU = cr.mtu
+	if !cr.existed {
+		return nil, nil
+	}
+	return func() error { return cr.c.SetLinkMTU(index, old) }, nil
+}
+
+// addAddress adds the address, with the peer, NODAD unless KeepDAD.
+func (cr *creation) addAddress() (func() error, error) {
+	a := nl.Addr{Index: cr.link.Index, Prefix: cr.prefix(), Peer: cr.peer}
+	if cr.nodad {
+		a.Flags |= nl.IFA_F_NODAD
+	}
+	if err := cr.configure(func() error { return cr.c.AddAddr(a) }); err != nil {
+		if cr.local.Is6() && cr.link.MTU < minIPv6MTU && errors.Is(err, unix.EINVAL) {
+			err = fmt.Errorf("%w (the link's MTU is %d, below IPv6's minimum of %d: give MTU(1280) or more)", err, cr.link.MTU, minIPv6MTU)
+		}
+		if errors.Is(err, unix.EEXIST) {
+			err = fmt.Errorf("%w (%s is already configured on %s)", err, a.Prefix, cr.t.Name())
+		}
+		return nil, fmt.Errorf("add address %s: %w", a.Prefix, err)
+	}
+	return func() error { return cr.c.DeleteAddr(a) }, nil
+}
+
+// setUp brings the link up; on a device that existed the undo takes it
+// down again.
+func (cr *creation) setUp() (func() error, error) {
+	if cr.link.Flags&unix.IFF_UP != 0 {
+		return nil, nil
+	}
+	index := cr.link.Index
+	if err := cr.c.SetLinkUp(index); err != nil {
+		return nil, fmt.Errorf("set up: %w", err)
+	}
+	if !cr.existed {
+		return nil, nil
+	}
+	return func() error { return cr.c.SetLinkDown(index) }, nil
+}
+
+// waitUsable waits for the kernel to deliver packets for the address.
+func (cr *creation) waitUsable() (func() error, error) {
+	within := usableWithin
+	if cr.keepDAD {
+		within = dadWithin
+	}
+	if err := waitUsable(cr.c, cr.local, within); err != nil {
+		return nil, fmt.Errorf("address %s: %w", cr.local, err)
+	}
+	return nil, nil
+}
+
+// ownLate applies owner and group on a device that existed (see
+// directSteps).
+func (cr *creation) ownLate() (func() error, error) {
+	if !cr.existed {
+		return nil, nil
+	}
+	return nil, cr.setOwnership()
+}
+
+// persist applies Persist. Closing the fds of a persistent device leaves
+// it: on a device this call made the undo clears the flag first.
+func (cr *creation) persist() (func() error, error) {
+	if !cr.plan.persist {
+		return nil, nil
+	}
+	if err := cr.t.SetPersist(true); err != nil {
+		return nil, fmt.Errorf("persist: %w", err)
+	}
+	if cr.existed {
+		return nil, nil
+	}
+	return func() error { return cr.t.SetPersist(false) }, nil
 }
 
 // setOwnership applies the Owner and Group options, if given.
-func setOwnership(t *tun.Device, s spec) *stepError {
-	if s.owner >= 0 {
-		if err := t.SetOwner(s.owner); err != nil {
-			return &stepError{"owner", err}
+func (cr *creation) setOwnership() error {
+	if cr.owner >= 0 {
+		if err := cr.t.SetOwner(cr.owner); err != nil {
+			return fmt.Errorf("owner: %w", err)
 		}
 	}
-	if s.group >= 0 {
-		if err := t.SetGroup(s.group); err != nil {
-			return &stepError{"group", err}
+	if cr.group >= 0 {
+		if err := cr.t.SetGroup(cr.group); err != nil {
+			return fmt.Errorf("group: %w", err)
 		}
 	}
 	return nil

@@ -21,9 +21,9 @@ func notSupported(op string) error {
 	return &Error{Op: op, Err: fmt.Errorf("%w (GOOS=%s)", ErrNotSupported, runtime.GOOS)}
 }
 
-func createDirect(spec) (*Device, error) { return nil, notSupported("create") }
+func createDirect(plan) (*Device, error) { return nil, notSupported("create") }
 
-func adoptBrokered(spec, broker.Created) (*Device, error) { return nil, notSupported("adopt") }
+func adoptBrokered(plan, broker.Created) (*Device, error) { return nil, notSupported("adopt") }
 
 // Adopt fails with ErrNotSupported on this operating system and leaves fd
 // untouched.

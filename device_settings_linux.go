@@ -259,14 +259,6 @@ func (d *Device) refuseBrokered(op string) error {
 	return &Error{Op: op, Name: d.name, Err: invalid{fmt.Errorf("%w: the broker made %s for this client, and the device must go when the client's descriptors close", ErrBrokered, d.name)}}
 }
 
-// checkID applies Create's Owner and Group rule to SetOwner and SetGroup.
-func checkID(what string, id int) error {
-	if id < 0 || id > maxUint32ID {
-		return fmt.Errorf("%s %d is outside 0..%d", what, id, maxUint32ID)
-	}
-	return nil
-}
-
 // ipv4Broadcast is the broadcast address ifconfig gives an IPv4 address
 // without a peer: the subnet's last address. /31 (RFC 3021) and /32 have
 // none, nor does IPv6.

@@ -10,15 +10,63 @@ import (
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/netnstest"
 	"github.com/tundra-go/tundra/nl"
+	"github.com/tundra-go/tundra/nl/nltest"
 	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
 )
 
 // Auto asks the broker only when the direct attempt failed for want of
-// privilege: /dev/net/tun not open to the user, TUNSETIFF's EPERM, or
-// EPERM from the first netlink request that configures the device. Any
-// other refusal is returned as it is, without a word of the broker. Each
-// kernel error is injected where the kernel would give it.
+// privilege: /dev/net/tun not open to the user or TUNSETIFF's EPERM (here),
+// or EPERM from the first netlink request that configures the device
+// (TestAutoFallsBackOnlyForPrivilege). Any other refusal is returned as it
+// is, without a word of the broker. The open's refusals need no device:
+// the test's system refuses the open and its netlink is a fake kernel
+// (nltest) that knows no link, so this runs without privileges and
+// without a namespace.
+func TestAutoFallbackOnOpenRefusals(t *testing.T) {
+	nobroker := BrokerSocket(filepath.Join(t.TempDir(), "none.sock"))
+	for _, tc := range []struct {
+		name     string
+		err      error
+		fallback bool
+	}{
+		{"clone device EACCES", &tun.OpError{Op: "open /dev/net/tun", Err: unix.EACCES}, true},
+		{"clone device EPERM", &tun.OpError{Op: "open /dev/net/tun", Err: unix.EPERM}, true},
+		{"TUNSETIFF EPERM", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EPERM}, true},
+		{"TUNSETIFF EINVAL", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EINVAL}, false},
+		{"TUNSETIFF EBUSY", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EBUSY}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sys system
+			sys.openTUN = func(tun.Config) (*tun.Device, error) { return nil, tc.err }
+			k := nltest.NewKernel(func(req nltest.Message) ([]nltest.Message, error) {
+				if req.Type == unix.RTM_GETLINK {
+					return []nltest.Message{nltest.Error(req, unix.ENODEV)}, nil
+				}
+				return nil, nltest.ErrUnexpected
+			})
+			sys.dialNetlink = func() (*nl.Conn, error) { return nl.NewConn(k), nil }
+			_, err := Create("fd00:fb::1/64", Name("tdrfb"), nobroker, withSystem(sys))
+			t.Logf("%v", err)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Create: %v, want the injected %v", err, tc.err)
+			}
+			var be *broker.Error
+			if asked := errors.As(err, &be); asked != tc.fallback || strings.Contains(err.Error(), "broker") != tc.fallback {
+				t.Errorf("broker asked %t, want %t: %v", asked, tc.fallback, err)
+			}
+			if tc.fallback && (!strings.Contains(err.Error(), "directly: ") || !strings.Contains(err.Error(), "; and through the broker: ") || !errors.Is(err, unix.ENOENT)) {
+				t.Errorf("the error does not show both causes: %v", err)
+			}
+			if len(k.Requests) != 1 || k.Closed != 1 {
+				t.Errorf("netlink: %d requests, closed %d times; want the one look-up, closed", len(k.Requests), k.Closed)
+			}
+		})
+	}
+}
+
+// The netlink half of TestAutoFallbackOnOpenRefusals, against the real
+// kernel and a real device, the refusal injected with nltest.Intercept.
 func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 	ns := netnstest.New(t)
 	nobroker := BrokerSocket(filepath.Join(t.TempDir(), "none.sock"))
@@ -28,25 +76,23 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 		opts       []Option
 		fallback   bool
 	}{
-		{"clone device EACCES", "call open", &tun.OpError{Op: "open /dev/net/tun", Err: unix.EACCES}, nil, true},
-		{"clone device EPERM", "call open", &tun.OpError{Op: "open /dev/net/tun", Err: unix.EPERM}, nil, true},
-		{"TUNSETIFF EPERM", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EPERM}, nil, true},
-		{"TUNSETIFF EINVAL", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EINVAL}, nil, false},
-		{"TUNSETIFF EBUSY", "call open", &tun.OpError{Op: "TUNSETIFF", Name: "tdrfb", Err: unix.EBUSY}, nil, false},
-		{"first netlink request EPERM", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EPERM}, nil, true},
-		{"first netlink request EPERM, the MTU", "call set mtu", &nl.Error{Op: "setlinkmtu", Errno: unix.EPERM}, []Option{MTU(1400)}, true},
-		{"netlink EPERM after the MTU was set", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EPERM}, []Option{MTU(1400)}, false},
-		{"netlink EACCES (IPv6 disabled)", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EACCES}, nil, false},
-		{"netlink EINVAL", "call add address", &nl.Error{Op: "addaddr", Errno: unix.EINVAL}, nil, false},
+		{"first netlink request EPERM", "call add address", unix.EPERM, nil, true},
+		{"first netlink request EPERM, the MTU", "call set mtu", unix.EPERM, []Option{MTU(1400)}, true},
+		{"netlink EPERM after the MTU was set", "call add address", unix.EPERM, []Option{MTU(1400)}, false},
+		{"netlink EACCES (IPv6 disabled)", "call add address", unix.EACCES, nil, false},
+		{"netlink EINVAL", "call add address", unix.EINVAL, nil, false},
 		{"EPERM from a later step", "up", unix.EPERM, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			failAt(t, tc.step, tc.err)
-			opts := append([]Option{Name("tdrfb"), nobroker}, tc.opts...)
+			opts := append([]Option{Name("tdrfb"), nobroker, failAt(tc.step, tc.err)}, tc.opts...)
 			err := createErrIn(ns, "fd00:fb::1/64", opts...)
 			t.Logf("%v", err)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("Create: %v, want the injected %v", err, tc.err)
+			}
+			var ne *nl.Error
+			if strings.HasPrefix(tc.step, "call ") && !errors.As(err, &ne) {
+				t.Errorf("%v: want the kernel's answer as nl's error", err)
 			}
 			var be *broker.Error
 			asked := errors.As(err, &be)
@@ -65,17 +111,16 @@ func TestAutoFallsBackOnlyForPrivilege(t *testing.T) {
 }
 
 // A privilege refusal the broker makes up for: the device comes from the
-// broker, and Fallback says why.
+// broker, and FallbackReason says why.
 func TestAutoFallbackServed(t *testing.T) {
 	ns := netnstest.New(t)
 	refusal := &tun.OpError{Op: "TUNSETIFF", Name: "tdrfbok", Err: unix.EPERM}
-	// The broker's own Create, in this process, then succeeds. Set before
-	// the broker starts, so that the hook is removed after it stopped.
-	failAtFirst(t, "call open", refusal, 1)
+	// The broker's own Create, in this process, does not see the test's
+	// system and succeeds.
 	path := startBroker(t, ns)
-	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path))
-	if fb := dev.Fallback(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
-		t.Errorf("Fallback() = %v, want the TUNSETIFF refusal", fb)
+	dev := createIn(t, ns, "fd00:fc::1/64", Name("tdrfbok"), BrokerSocket(path), failAt("call open", refusal))
+	if fb := dev.FallbackReason(); !errors.Is(fb, refusal) || !errors.Is(fb, unix.EPERM) {
+		t.Errorf("FallbackReason() = %v, want the TUNSETIFF refusal", fb)
 	}
 	if _, err := ns.LinkByName("tdrfbok"); err != nil {
 		t.Errorf("the broker's device: %v", err)

@@ -12,16 +12,10 @@ import (
 )
 
 // negotiateOffloads asks the kernel for the offloads in want
-// (TUNSETOFFLOAD), dropping UDP segmentation on a kernel that refuses it,
-// and returns what it agreed to with a note for what it did not.
-// setOffload and probeWrite are TUNSETOFFLOAD and the probes' writev;
-// tests replace them to play a kernel that refuses.
-var (
-	setOffload = (*tun.Device).SetOffload
-	probeWrite = unix.Writev
-)
-
-func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []string, error) {
+// (TUNSETOFFLOAD, through sys, which a test replaces to play a kernel that
+// refuses), dropping UDP segmentation on a kernel that refuses it, and
+// returns what it agreed to with a note for what it did not.
+func negotiateOffloads(sys system, t *tun.Device, want vnet.Offloads) (vnet.Offloads, []string, error) {
 	flags := tun.OffloadCsum
 	if want.TCP4 {
 		flags |= tun.OffloadTSO4
@@ -34,11 +28,11 @@ func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []stri
 	}
 	got := want
 	var notes []string
-	err := setOffload(t, flags)
+	err := sys.setOffload(t, flags)
 	if err != nil && want.UDP && errors.Is(err, unix.EINVAL) {
 		notes = append(notes, fmt.Sprintf("UDP segmentation off: the kernel refused USO4|USO6 (Linux 6.2 has them): %v", err))
 		got.UDP = false
-		err = setOffload(t, flags&^(tun.OffloadUSO4|tun.OffloadUSO6))
+		err = sys.setOffload(t, flags&^(tun.OffloadUSO4|tun.OffloadUSO6))
 	}
 	if err != nil {
 		return vnet.Offloads{}, nil, err
@@ -52,7 +46,8 @@ func negotiateOffloads(t *tun.Device, want vnet.Offloads) (vnet.Offloads, []stri
 // answers it locally), and turns off the coalescing of any kind the kernel
 // refuses with EINVAL: some kernels have accepted TUNSETOFFLOAD and then
 // rejected the writes it allows. Only the address's family is probed.
-func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, int, []string) {
+// The writes go through sys, which a test replaces.
+func probeOffloads(sys system, fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, int, []string) {
 	var notes []string
 	segments := vnet.MaxSegments
 	src := netip.AddrPortFrom(local, 9)
@@ -65,7 +60,7 @@ func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, 
 			notes = append(notes, fmt.Sprintf("%s coalescing off: the probe packets did not merge (%v)", kind, err))
 			return false
 		}
-		if _, err := probeWrite(fd, items[0].Vec); err != nil {
+		if _, err := sys.probeWrite(fd, items[0].Vec); err != nil {
 			if errors.Is(err, unix.EINVAL) {
 				notes = append(notes, fmt.Sprintf("%s coalescing off: the kernel refused a coalesced write: %v", kind, err))
 				return false
@@ -96,7 +91,7 @@ func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, 
 			got.UDP = false
 		}
 	}
-	if got.UDP && probeSegments(fd, src, dst, got) {
+	if got.UDP && probeSegments(sys, fd, src, dst, got) {
 		segments = vnet.MaxSegmentsLimit
 	}
 	return got, segments, notes
@@ -105,7 +100,7 @@ func probeOffloads(fd int, local netip.Addr, got vnet.Offloads) (vnet.Offloads, 
 // probeSegments reports whether the kernel takes a UDP super-packet of
 // vnet.MaxSegmentsLimit small segments (Linux 6.11 raised its limit from
 // 64 to 128): more packets per write when it does.
-func probeSegments(fd int, src, dst netip.AddrPort, got vnet.Offloads) bool {
+func probeSegments(sys system, fd int, src, dst netip.AddrPort, got vnet.Offloads) bool {
 	pkts := make([][]byte, vnet.MaxSegmentsLimit)
 	for i := range pkts {
 		pkts[i], _ = packet.UDP(src, dst, make([]byte, 16))
@@ -115,7 +110,7 @@ func probeSegments(fd int, src, dst netip.AddrPort, got vnet.Offloads) bool {
 	if err != nil || len(items) != 1 {
 		return false
 	}
-	_, err = probeWrite(fd, items[0].Vec)
+	_, err = sys.probeWrite(fd, items[0].Vec)
 	return err == nil
 }
 

@@ -404,17 +404,16 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 func TestOffloadFallbacks(t *testing.T) {
 	ns := netnstest.New(t)
 	t.Run("USO refused", func(t *testing.T) {
-		orig := setOffload
-		defer func() { setOffload = orig }()
+		sys := realSystem
 		var asked []tun.Offload
-		setOffload = func(d *tun.Device, o tun.Offload) error {
+		sys.setOffload = func(d *tun.Device, o tun.Offload) error {
 			asked = append(asked, o)
 			if o&(tun.OffloadUSO4|tun.OffloadUSO6) != 0 {
 				return unix.EINVAL
 			}
-			return orig(d, o)
+			return realSystem.setOffload(d, o)
 		}
-		dev := createIn(t, ns, "10.86.0.1/24", Name("tdrfb1"), Offloads(AllOffloads))
+		dev := createIn(t, ns, "10.86.0.1/24", Name("tdrfb1"), Offloads(AllOffloads), withSystem(sys))
 		got := dev.Offloads()
 		if got.UDP || !got.TCP4 || !got.TCP6 {
 			t.Errorf("offloads %+v, want TCP without UDP", got)
@@ -430,17 +429,16 @@ func TestOffloadFallbacks(t *testing.T) {
 		}
 	})
 	t.Run("coalesced TCP write refused", func(t *testing.T) {
-		orig := probeWrite
-		defer func() { probeWrite = orig }()
-		probeWrite = func(fd int, iovs [][]byte) (int, error) {
+		sys := realSystem
+		sys.probeWrite = func(fd int, iovs [][]byte) (int, error) {
 			if len(iovs) > 0 && len(iovs[0]) >= vnet.HeaderLen {
 				if h, err := vnet.DecodeHeader(iovs[0]); err == nil && (h.GSOType == vnet.GSOTCPv4 || h.GSOType == vnet.GSOTCPv6) {
 					return 0, unix.EINVAL
 				}
 			}
-			return orig(fd, iovs)
+			return realSystem.probeWrite(fd, iovs)
 		}
-		dev := createIn(t, ns, "10.87.0.1/24", Name("tdrfb2"), Offloads(AllOffloads))
+		dev := createIn(t, ns, "10.87.0.1/24", Name("tdrfb2"), Offloads(AllOffloads), withSystem(sys))
 		got := dev.Offloads()
 		if got.TCP4 || !got.TCP6 || !got.UDP {
 			t.Errorf("offloads %+v, want TCP over IPv4 off (the family probed), the rest on", got)

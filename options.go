@@ -24,13 +24,19 @@ type IP interface {
 	netip.Addr | string
 }
 
-// Option configures Create.
-type Option func(*config)
+// Option configures Create or CreateBare. Options are made by the
+// functions of this package (Name, MTU, Queues, ...); the zero Option does
+// nothing. An Option is a value: it may be reused and shared between
+// goroutines.
+type Option struct {
+	set func(*rawOptions)
+}
 
-// config collects the options as given; resolve checks them and turns them
-// into a spec. Parse errors are kept until resolve, so that Create reports
-// the first bad argument in a fixed order, named.
-type config struct {
+// rawOptions collects the options as given; resolve checks them, one
+// check per option, and turns them into a plan. Parse errors are kept
+// until resolve, so that Create reports the first bad argument in a fixed
+// order, named.
+type rawOptions struct {
 	peer       string // as given, parsed by resolve
 	peerSet    bool
 	netmask    string
@@ -57,6 +63,12 @@ type config struct {
 	offloadSet bool
 	// cloneDevice is the CloneDevice option (bare.go), "" for the default.
 	cloneDevice string
+	// addrBits is the prefix length written in the address, if any;
+	// addrBitsFrom says where it came from, for errors ("" if none).
+	addrBits     int
+	addrBitsFrom string
+	// sys is set by tests only (system).
+	sys *system
 }
 
 func ipString[A IP](v A) string {
@@ -76,62 +88,62 @@ func ipString[A IP](v A) string {
 // routes it through the device. Same family as the device's address.
 func Peer[A IP](peer A) Option {
 	s := ipString(peer)
-	return func(c *config) { c.peer, c.peerSet = s, true }
+	return Option{func(c *rawOptions) { c.peer, c.peerSet = s, true }}
 }
 
 // Netmask sets the prefix as a netmask ("255.255.255.0", "ffff:ffff::"). It
 // must be contiguous and of the address's family.
 func Netmask[A IP](mask A) Option {
 	s := ipString(mask)
-	return func(c *config) { c.netmask, c.netmaskSet = s, true }
+	return Option{func(c *rawOptions) { c.netmask, c.netmaskSet = s, true }}
 }
 
 // PrefixLen sets the prefix length (1..32 for IPv4, 1..128 for IPv6). The
 // default is a host prefix (/32, /128), or the length written in the address.
 func PrefixLen(bits int) Option {
-	return func(c *config) { c.prefixLen, c.prefixSet = bits, true }
+	return Option{func(c *rawOptions) { c.prefixLen, c.prefixSet = bits, true }}
 }
 
 // MTU sets the link MTU, 68..65535, and at least 1280 for an IPv6 address.
 // Without it the kernel's default (1500) stays.
-func MTU(mtu int) Option { return func(c *config) { c.mtu, c.mtuSet = mtu, true } }
+func MTU(mtu int) Option { return Option{func(c *rawOptions) { c.mtu, c.mtuSet = mtu, true }} }
 
 // Name asks for an interface name (at most 15 bytes, no '/', ':' or
 // whitespace; a "%d" pattern lets the kernel number it). Without it the
 // kernel picks tunN or tapN.
-func Name(name string) Option { return func(c *config) { c.name = name } }
+func Name(name string) Option { return Option{func(c *rawOptions) { c.name = name }} }
 
 // TAP makes an Ethernet (layer 2) device instead of an IP (layer 3) TUN.
-func TAP() Option { return func(c *config) { c.tap = true } }
+func TAP() Option { return Option{func(c *rawOptions) { c.tap = true }} }
 
 // PacketInfo keeps the kernel's 4-byte packet-information header on every
 // packet (IFF_NO_PI is set otherwise).
-func PacketInfo() Option { return func(c *config) { c.packetInfo = true } }
+func PacketInfo() Option { return Option{func(c *rawOptions) { c.packetInfo = true }} }
 
 // Persist makes the device outlive its file descriptors (TUNSETPERSIST).
 // Close then leaves it in place; Device.SetPersist(false) undoes it.
-func Persist() Option { return func(c *config) { c.persist = true } }
+func Persist() Option { return Option{func(c *rawOptions) { c.persist = true }} }
 
 // Owner lets the user uid attach to the device without CAP_NET_ADMIN
 // (TUNSETOWNER); usually given with Persist.
-func Owner(uid int) Option { return func(c *config) { c.owner, c.ownerSet = uid, true } }
+func Owner(uid int) Option { return Option{func(c *rawOptions) { c.owner, c.ownerSet = uid, true }} }
 
 // Group lets members of gid attach without CAP_NET_ADMIN (TUNSETGROUP).
 // With Owner as well, the kernel requires both to match.
-func Group(gid int) Option { return func(c *config) { c.group, c.groupSet = gid, true } }
+func Group(gid int) Option { return Option{func(c *rawOptions) { c.group, c.groupSet = gid, true }} }
 
 // Queues opens n queues (1..256); more than one makes a multi-queue device,
 // over whose queues the kernel spreads flows.
-func Queues(n int) Option { return func(c *config) { c.queues, c.queuesSet = n, true } }
+func Queues(n int) Option { return Option{func(c *rawOptions) { c.queues, c.queuesSet = n, true }} }
 
 // Exclusive refuses to attach to an existing device of the same name
 // (IFF_TUN_EXCL): Create then fails instead of reusing it.
-func Exclusive() Option { return func(c *config) { c.exclusive = true } }
+func Exclusive() Option { return Option{func(c *rawOptions) { c.exclusive = true }} }
 
 // KeepDAD leaves IPv6 duplicate address detection on. By default Create
 // marks IPv6 addresses IFA_F_NODAD so they are usable when it returns; a
 // TUN device has no neighbours to detect, but a TAP device on a bridge may.
-func KeepDAD() Option { return func(c *config) { c.keepDAD = true } }
+func KeepDAD() Option { return Option{func(c *rawOptions) { c.keepDAD = true }} }
 
 // AllOffloads asks for every offload: TCP over IPv4 and IPv6, and UDP
 // where the kernel has it.
@@ -153,7 +165,7 @@ var AllOffloads = vnet.Offloads{TCP4: true, TCP6: true, UDP: true}
 // about 100 ns on the machine of docs/benchmarks.md, so a device that
 // carries only such traffic is faster without them.
 func Offloads(o vnet.Offloads) Option {
-	return func(c *config) { c.offloads, c.offloadSet = o, true }
+	return Option{func(c *rawOptions) { c.offloads, c.offloadSet = o, true }}
 }
 
 // CreateMode chooses how Create makes a device.
@@ -167,7 +179,7 @@ const (
 	// device (an unprivileged owner of a persistent device gets that far);
 	// any other error, such as netlink's EACCES for an IPv6 address on a
 	// host with IPv6 disabled, is returned as it is. When the broker fails
-	// too, the error gives both causes. Device.Fallback tells why the
+	// too, the error gives both causes. Device.FallbackReason tells why the
 	// broker was used.
 	Auto CreateMode = iota
 	// DirectOnly never asks the broker.
@@ -189,13 +201,14 @@ func (m CreateMode) String() string {
 }
 
 // Mode forces direct creation or the broker; the default is Auto.
-func Mode(m CreateMode) Option { return func(c *config) { c.mode = m } }
+func Mode(m CreateMode) Option { return Option{func(c *rawOptions) { c.mode = m }} }
 
 // BrokerSocket sets the broker's socket (default /var/run/tundra.sock).
-func BrokerSocket(path string) Option { return func(c *config) { c.brokerPath = path } }
+func BrokerSocket(path string) Option { return Option{func(c *rawOptions) { c.brokerPath = path }} }
 
-// spec is a checked request: everything Create needs, nothing to parse.
-type spec struct {
+// plan is a checked request: everything Create needs, nothing to parse.
+// Create's options and the broker's requests both become one.
+type plan struct {
 	local   netip.Addr
 	bits    int
 	peer    netip.Addr // zero: none
@@ -211,9 +224,12 @@ type spec struct {
 	broker  string // the broker's socket, "" for the default
 	// offloads are those asked for; tun.VnetHdr says they were asked.
 	offloads vnet.Offloads
+	// sys is the kernel interface a test substituted (system), nil for
+	// the real one.
+	sys *system
 }
 
-func (s spec) prefix() netip.Prefix { return netip.PrefixFrom(s.local, s.bits) }
+func (s plan) prefix() netip.Prefix { return netip.PrefixFrom(s.local, s.bits) }
 
 const (
 	minMTU      = 68    // RFC 791: every IPv4 link carries 68 bytes
@@ -299,132 +315,64 @@ func maskBits(mask netip.Addr) (int, error) {
 	return bits, nil
 }
 
-// resolve checks every option and returns the request Create carries out.
-// It is pure: no system call, so it is tested without privileges.
-func resolve[A Address](addr A, opts []Option) (spec, error) {
-	c := config{}
+// collect applies opts to fresh rawOptions.
+func collect(opts []Option) rawOptions {
+	var c rawOptions
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if o.set != nil {
+			o.set(&c)
 		}
 	}
-	s := spec{owner: -1, group: -1, queues: 1}
+	return c
+}
+
+// resolve checks every option and returns the plan Create carries out.
+// It is pure: no system call, so it is tested without privileges.
+func resolve[A Address](addr A, opts []Option) (plan, error) {
 	p, hasBits, given, err := addressArg(addr)
 	if err != nil {
-		return spec{}, argError("address", err)
+		return plan{}, argError("address", err)
 	}
-	local := p.Addr()
-	if err := checkUnicast("address", local); err != nil {
-		return spec{}, argError("address", err)
-	}
-	s.local = local
-	family := "IPv4"
-	if local.Is6() {
-		family = "IPv6"
-	}
-	maxBits := local.BitLen()
-
-	if c.peerSet {
-		peer, err := netip.ParseAddr(c.peer)
-		if err != nil {
-			return spec{}, argError("peer", fmt.Errorf("%q is not an IPv4 or IPv6 address: %v", c.peer, err))
-		}
-		if err := checkUnicast("peer", peer); err != nil {
-			return spec{}, argError("peer", err)
-		}
-		if peer.Is6() != local.Is6() {
-			return spec{}, argError("peer", fmt.Errorf("peer %s and address %s are of different families", peer, local))
-		}
-		if peer == local {
-			return spec{}, argError("peer", fmt.Errorf("peer %s is the device's own address", peer))
-		}
-		s.peer = peer
-	}
-
-	// The prefix length: from the address, a netmask or PrefixLen, which
-	// must agree when several are given.
-	bits, from := maxBits, ""
+	c := collect(opts)
 	if hasBits {
-		bits, from = p.Bits(), "address "+given
+		c.addrBits, c.addrBitsFrom = p.Bits(), "address "+given
 	}
-	if c.netmaskSet {
-		mask, err := netip.ParseAddr(c.netmask)
-		if err != nil {
-			return spec{}, argError("netmask", fmt.Errorf("%q is not a netmask: %v", c.netmask, err))
-		}
-		if mask.Is6() != local.Is6() || mask.Is4In6() {
-			return spec{}, argError("netmask", fmt.Errorf("netmask %s is not an %s netmask", mask, family))
-		}
-		mb, err := maskBits(mask)
-		if err != nil {
-			return spec{}, argError("netmask", err)
-		}
-		if from != "" && mb != bits {
-			return spec{}, argError("netmask", fmt.Errorf("netmask %s (/%d) contradicts the /%d of %s", mask, mb, bits, from))
-		}
-		bits, from = mb, "netmask "+mask.String()
-	}
-	if c.prefixSet {
-		if c.prefixLen < 0 || c.prefixLen > maxBits {
-			return spec{}, argError("prefix length", fmt.Errorf("%d is outside 1..%d for %s", c.prefixLen, maxBits, family))
-		}
-		if from != "" && c.prefixLen != bits {
-			return spec{}, argError("prefix length", fmt.Errorf("/%d contradicts the /%d of %s", c.prefixLen, bits, from))
-		}
-		bits = c.prefixLen
-	}
-	if bits == 0 {
-		return spec{}, argError("prefix length", fmt.Errorf("/0 would claim every %s address for the device; add a route instead", family))
-	}
-	s.bits = bits
+	return c.check(p.Addr())
+}
 
-	if c.mtuSet {
-		if c.mtu < minMTU || c.mtu > maxMTU {
-			return spec{}, argError("mtu", fmt.Errorf("%d is outside %d..%d", c.mtu, minMTU, maxMTU))
+// check runs the per-option checks in their fixed order (the first bad
+// argument is the one reported) and returns the plan for a device with
+// address local.
+func (c *rawOptions) check(local netip.Addr) (plan, error) {
+	if err := checkUnicast("address", local); err != nil {
+		return plan{}, argError("address", err)
+	}
+	s := plan{local: local, owner: -1, group: -1, queues: 1}
+	for _, check := range []struct {
+		arg string
+		run func(*plan) error
+	}{
+		{"peer", c.checkPeer},
+		{"", c.checkPrefix}, // names its own argument: netmask or prefix length
+		{"mtu", c.checkMTU},
+		{"name", c.checkName},
+		{"queues", c.checkQueues},
+		{"owner", c.checkOwner},
+		{"group", c.checkGroup},
+		{"mode", c.checkMode},
+		{"offloads", c.checkOffloads},
+	} {
+		if err := check.run(&s); err != nil {
+			var e *Error
+			if check.arg == "" || errors.As(err, &e) {
+				return plan{}, err
+			}
+			return plan{}, argError(check.arg, err)
 		}
-		if local.Is6() && c.mtu < minIPv6MTU {
-			return spec{}, argError("mtu", fmt.Errorf("%d is below %d, the IPv6 minimum: the kernel disables IPv6 on such a link and refuses the address with a bare EINVAL", c.mtu, minIPv6MTU))
-		}
-		s.mtu = c.mtu
 	}
-
-	if c.name != "" {
-		if err := tun.ValidateName(c.name); err != nil {
-			return spec{}, argError("name", err)
-		}
-	}
-	if c.queuesSet && (c.queues < 1 || c.queues > maxQueues) {
-		return spec{}, argError("queues", fmt.Errorf("%d is outside 1..%d", c.queues, maxQueues))
-	}
-	if c.queuesSet {
-		s.queues = c.queues
-	}
-	if c.ownerSet {
-		if c.owner < 0 || c.owner > maxUint32ID {
-			return spec{}, argError("owner", fmt.Errorf("uid %d is outside 0..%d", c.owner, maxUint32ID))
-		}
-		s.owner = c.owner
-	}
-	if c.groupSet {
-		if c.group < 0 || c.group > maxUint32ID {
-			return spec{}, argError("group", fmt.Errorf("gid %d is outside 0..%d", c.group, maxUint32ID))
-		}
-		s.group = c.group
-	}
-	if c.mode < Auto || c.mode > BrokerOnly {
-		return spec{}, argError("mode", fmt.Errorf("%v is not a create mode", c.mode))
-	}
-	s.mode, s.broker = c.mode, c.brokerPath
-	s.persist = c.persist
-	s.keepDAD = c.keepDAD
+	s.persist, s.keepDAD = c.persist, c.keepDAD
 	s.nodad = local.Is6() && !c.keepDAD
-	if c.offloadSet && c.tap {
-		return spec{}, argError("offloads", errors.New("offloads are for TUN devices here: a TAP device's frames carry an Ethernet header the offload code does not parse"))
-	}
-	if c.offloadSet && c.packetInfo {
-		return spec{}, argError("offloads", errors.New("offloads and the PI header do not go together: the virtio-net header replaces it"))
-	}
-	s.offloads = c.offloads
+	s.offloads, s.sys = c.offloads, c.sys
 	s.tun = tun.Config{
 		Name:       c.name,
 		TAP:        c.tap,
@@ -436,4 +384,161 @@ func resolve[A Address](addr A, opts []Option) (spec, error) {
 		CloneDevice: c.cloneDevice,
 	}
 	return s, nil
+}
+
+func family(a netip.Addr) string {
+	if a.Is6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// checkPeer: Peer parses, is unicast, of the address's family, and not the
+// address itself.
+func (c *rawOptions) checkPeer(s *plan) error {
+	if !c.peerSet {
+		return nil
+	}
+	peer, err := netip.ParseAddr(c.peer)
+	if err != nil {
+		return fmt.Errorf("%q is not an IPv4 or IPv6 address: %v", c.peer, err)
+	}
+	if err := checkUnicast("peer", peer); err != nil {
+		return err
+	}
+	if peer.Is6() != s.local.Is6() {
+		return fmt.Errorf("peer %s and address %s are of different families", peer, s.local)
+	}
+	if peer == s.local {
+		return fmt.Errorf("peer %s is the device's own address", peer)
+	}
+	s.peer = peer
+	return nil
+}
+
+// checkPrefix: the prefix length comes from the address, Netmask or
+// PrefixLen, which must agree when several are given, and is not /0.
+func (c *rawOptions) checkPrefix(s *plan) error {
+	maxBits := s.local.BitLen()
+	bits, from := maxBits, ""
+	if c.addrBitsFrom != "" {
+		bits, from = c.addrBits, c.addrBitsFrom
+	}
+	if c.netmaskSet {
+		mask, err := netip.ParseAddr(c.netmask)
+		if err != nil {
+			return argError("netmask", fmt.Errorf("%q is not a netmask: %v", c.netmask, err))
+		}
+		if mask.Is6() != s.local.Is6() || mask.Is4In6() {
+			return argError("netmask", fmt.Errorf("netmask %s is not an %s netmask", mask, family(s.local)))
+		}
+		mb, err := maskBits(mask)
+		if err != nil {
+			return argError("netmask", err)
+		}
+		if from != "" && mb != bits {
+			return argError("netmask", fmt.Errorf("netmask %s (/%d) contradicts the /%d of %s", mask, mb, bits, from))
+		}
+		bits, from = mb, "netmask "+mask.String()
+	}
+	if c.prefixSet {
+		if c.prefixLen < 0 || c.prefixLen > maxBits {
+			return argError("prefix length", fmt.Errorf("%d is outside 1..%d for %s", c.prefixLen, maxBits, family(s.local)))
+		}
+		if from != "" && c.prefixLen != bits {
+			return argError("prefix length", fmt.Errorf("/%d contradicts the /%d of %s", c.prefixLen, bits, from))
+		}
+		bits = c.prefixLen
+	}
+	if bits == 0 {
+		return argError("prefix length", fmt.Errorf("/0 would claim every %s address for the device; add a route instead", family(s.local)))
+	}
+	s.bits = bits
+	return nil
+}
+
+// checkMTU: 68..65535, and at least 1280 with an IPv6 address.
+func (c *rawOptions) checkMTU(s *plan) error {
+	if !c.mtuSet {
+		return nil
+	}
+	if c.mtu < minMTU || c.mtu > maxMTU {
+		return fmt.Errorf("%d is outside %d..%d", c.mtu, minMTU, maxMTU)
+	}
+	if s.local.Is6() && c.mtu < minIPv6MTU {
+		return fmt.Errorf("%d is below %d, the IPv6 minimum: the kernel disables IPv6 on such a link and refuses the address with a bare EINVAL", c.mtu, minIPv6MTU)
+	}
+	s.mtu = c.mtu
+	return nil
+}
+
+// checkName: an interface name the kernel would take.
+func (c *rawOptions) checkName(*plan) error {
+	if c.name == "" {
+		return nil
+	}
+	return tun.ValidateName(c.name)
+}
+
+// checkQueues: 1..256.
+func (c *rawOptions) checkQueues(s *plan) error {
+	if !c.queuesSet {
+		return nil
+	}
+	if c.queues < 1 || c.queues > maxQueues {
+		return fmt.Errorf("%d is outside 1..%d", c.queues, maxQueues)
+	}
+	s.queues = c.queues
+	return nil
+}
+
+// checkOwner: a uid the kernel can store.
+func (c *rawOptions) checkOwner(s *plan) error {
+	return setID("uid", c.owner, c.ownerSet, &s.owner)
+}
+
+// checkGroup: a gid the kernel can store.
+func (c *rawOptions) checkGroup(s *plan) error {
+	return setID("gid", c.group, c.groupSet, &s.group)
+}
+
+// setID stores id in dst if it was set and checkID accepts it.
+func setID(what string, id int, set bool, dst *int) error {
+	if !set {
+		return nil
+	}
+	if err := checkID(what, id); err != nil {
+		return err
+	}
+	*dst = id
+	return nil
+}
+
+// checkID is the Owner and Group rule, for SetOwner and SetGroup too: an
+// id the kernel can store, not (uid_t)-1, which means none.
+func checkID(what string, id int) error {
+	if id < 0 || id > maxUint32ID {
+		return fmt.Errorf("%s %d is outside 0..%d", what, id, maxUint32ID)
+	}
+	return nil
+}
+
+// checkMode: one of the CreateMode constants.
+func (c *rawOptions) checkMode(s *plan) error {
+	if c.mode < Auto || c.mode > BrokerOnly {
+		return fmt.Errorf("%v is not a create mode", c.mode)
+	}
+	s.mode, s.broker = c.mode, c.brokerPath
+	return nil
+}
+
+// checkOffloads: only on a TUN device without the PI header.
+func (c *rawOptions) checkOffloads(*plan) error {
+	switch {
+	case c.offloadSet && c.tap:
+		return errors.New("offloads are for TUN devices here: a TAP device's frames carry an Ethernet header the offload code does not parse")
+	case c.offloadSet && c.packetInfo:
+		return errors.New("offloads and the PI header do not go together: the virtio-net header replaces it")
+	}
+	return nil
 }

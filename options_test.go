@@ -10,47 +10,47 @@ import (
 func TestResolveAccepts(t *testing.T) {
 	for _, tc := range []struct {
 		what   string
-		spec   func() (spec, error)
+		plan   func() (plan, error)
 		prefix string
 		peer   string
 		mtu    int
 		nodad  bool
 		queues int
 	}{
-		{"IPv6 string, host prefix", func() (spec, error) { return resolve("fd11:b7b7:4360::2", nil) },
+		{"IPv6 string, host prefix", func() (plan, error) { return resolve("fd11:b7b7:4360::2", nil) },
 			"fd11:b7b7:4360::2/128", "", 0, true, 1},
-		{"IPv4 prefix string", func() (spec, error) { return resolve("10.9.0.1/24", nil) },
+		{"IPv4 prefix string", func() (plan, error) { return resolve("10.9.0.1/24", nil) },
 			"10.9.0.1/24", "", 0, false, 1},
-		{"netip.Addr with peer", func() (spec, error) {
+		{"netip.Addr with peer", func() (plan, error) {
 			return resolve(netip.MustParseAddr("10.9.0.1"), []Option{Peer("10.9.0.2")})
 		}, "10.9.0.1/32", "10.9.0.2", 0, false, 1},
-		{"netip.Prefix with netip.Addr peer", func() (spec, error) {
+		{"netip.Prefix with netip.Addr peer", func() (plan, error) {
 			return resolve(netip.MustParsePrefix("fd00::1/64"), []Option{Peer(netip.MustParseAddr("fd00::2"))})
 		}, "fd00::1/64", "fd00::2", 0, true, 1},
-		{"netmask", func() (spec, error) { return resolve("10.9.0.1", []Option{Netmask("255.255.252.0")}) },
+		{"netmask", func() (plan, error) { return resolve("10.9.0.1", []Option{Netmask("255.255.252.0")}) },
 			"10.9.0.1/22", "", 0, false, 1},
-		{"netip.Addr netmask agreeing with the prefix", func() (spec, error) {
+		{"netip.Addr netmask agreeing with the prefix", func() (plan, error) {
 			return resolve("10.9.0.1/16", []Option{Netmask(netip.MustParseAddr("255.255.0.0"))})
 		}, "10.9.0.1/16", "", 0, false, 1},
-		{"IPv6 netmask", func() (spec, error) { return resolve("fd00::1", []Option{Netmask("ffff:ffff:ffff:ffff::")}) },
+		{"IPv6 netmask", func() (plan, error) { return resolve("fd00::1", []Option{Netmask("ffff:ffff:ffff:ffff::")}) },
 			"fd00::1/64", "", 0, true, 1},
-		{"prefix length", func() (spec, error) { return resolve("fd00::1", []Option{PrefixLen(48)}) },
+		{"prefix length", func() (plan, error) { return resolve("fd00::1", []Option{PrefixLen(48)}) },
 			"fd00::1/48", "", 0, true, 1},
-		{"MTU at the IPv6 minimum", func() (spec, error) { return resolve("fd00::1", []Option{MTU(1280)}) },
+		{"MTU at the IPv6 minimum", func() (plan, error) { return resolve("fd00::1", []Option{MTU(1280)}) },
 			"fd00::1/128", "", 1280, true, 1},
-		{"MTU 68 on IPv4", func() (spec, error) { return resolve("10.0.0.1", []Option{MTU(68)}) },
+		{"MTU 68 on IPv4", func() (plan, error) { return resolve("10.0.0.1", []Option{MTU(68)}) },
 			"10.0.0.1/32", "", 68, false, 1},
-		{"MTU 65535", func() (spec, error) { return resolve("10.0.0.1", []Option{MTU(65535)}) },
+		{"MTU 65535", func() (plan, error) { return resolve("10.0.0.1", []Option{MTU(65535)}) },
 			"10.0.0.1/32", "", 65535, false, 1},
-		{"KeepDAD", func() (spec, error) { return resolve("fd00::1", []Option{KeepDAD()}) },
+		{"KeepDAD", func() (plan, error) { return resolve("fd00::1", []Option{KeepDAD()}) },
 			"fd00::1/128", "", 0, false, 1},
-		{"queues", func() (spec, error) { return resolve("fd00::1", []Option{Queues(4)}) },
+		{"queues", func() (plan, error) { return resolve("fd00::1", []Option{Queues(4)}) },
 			"fd00::1/128", "", 0, true, 4},
-		{"link-local", func() (spec, error) { return resolve("fe80::1/64", nil) },
+		{"link-local", func() (plan, error) { return resolve("fe80::1/64", nil) },
 			"fe80::1/64", "", 0, true, 1},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
-			s, err := tc.spec()
+			s, err := tc.plan()
 			if err != nil {
 				t.Fatalf("refused: %v", err)
 			}
@@ -177,9 +177,9 @@ func TestMaskBits(t *testing.T) {
 	}
 }
 
-// Options are applied in order; a nil Option is ignored.
-func TestResolveNilOptionAndOrder(t *testing.T) {
-	s, err := resolve("10.0.0.1", []Option{nil, MTU(1000), MTU(1400)})
+// Options are applied in order; the zero Option is ignored.
+func TestResolveZeroOptionAndOrder(t *testing.T) {
+	s, err := resolve("10.0.0.1", []Option{{}, MTU(1000), MTU(1400)})
 	if err != nil || s.mtu != 1400 {
 		t.Fatalf("mtu %d, %v: want the last MTU", s.mtu, err)
 	}

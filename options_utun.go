@@ -11,7 +11,7 @@ import (
 // utunUnit checks a request against what a macOS utun device can be and
 // returns the unit to ask for (utun.AnyUnit when the kernel may choose). It
 // is pure, so the rules are tested on every platform.
-func utunUnit(s spec) (int, error) {
+func utunUnit(s plan) (int, error) {
 	refuse := func(arg, why string) (int, error) {
 		return 0, argError(arg, errors.New(why))
 	}

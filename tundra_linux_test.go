@@ -11,11 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/nl"
+	"github.com/tundra-go/tundra/nl/nltest"
 	"github.com/tundra-go/tundra/tun"
 	"golang.org/x/sys/unix"
 )
@@ -355,7 +356,7 @@ func TestHelperCreate(t *testing.T) {
 	if err == nil {
 		// ip, run by this unprivileged process, reports the device up.
 		out, _ := exec.Command("ip", "-o", "link", "show", "dev", dev.Name()).CombinedOutput()
-		fmt.Printf("RESULT ok %s up=%v fallback=%v\n", dev.Name(), strings.Contains(string(out), ",UP"), dev.Fallback())
+		fmt.Printf("RESULT ok %s up=%v fallback=%v\n", dev.Name(), strings.Contains(string(out), ",UP"), dev.FallbackReason())
 		dev.Close()
 		os.Exit(0)
 	}
@@ -407,34 +408,64 @@ func TestCloseRemovesDevice(t *testing.T) {
 	}
 }
 
-// failAt makes Create fail with err at the step named, until the test ends.
-func failAt(t *testing.T, step string, err error) { failAtFirst(t, step, err, -1) }
+// withSystem is a test-only Option: Create goes through sys, not the real
+// kernel interface. It touches nothing global, so a broker serving in the
+// same process is unaffected.
+func withSystem(sys system) Option { return Option{func(c *rawOptions) { c.sys = &sys }} }
 
-// failAtFirst is failAt for the first times the step is reached only (all
-// of them if times < 0): a broker in the same process, whose own Create
-// passes the same steps, then succeeds.
-func failAtFirst(t *testing.T, step string, err error, times int) {
-	var reached atomic.Int32
-	testHook = func(s string) error {
-		if s == step && (times < 0 || int(reached.Add(1)) <= times) {
-			return err
+// failAt is an Option making Create fail with err at step: "call open"
+// stands for tun.Open refused with err; "call set mtu" and "call add
+// address" for the kernel answering that netlink request with the errno
+// err (nltest.Intercept over the real socket); any other name is a step of
+// directSteps, failed with err after it ran, to exercise its undo.
+func failAt(step string, err error) Option {
+	sys := realSystem
+	switch step {
+	case "call open":
+		sys.openTUN = func(tun.Config) (*tun.Device, error) { return nil, err }
+	case "call set mtu", "call add address":
+		typ := uint16(unix.RTM_NEWADDR)
+		if step == "call set mtu" {
+			typ = unix.RTM_SETLINK // the MTU's is the first RTM_SETLINK
 		}
-		return nil
+		errno := err.(unix.Errno)
+		sys.dialNetlink = func() (*nl.Conn, error) {
+			t, derr := nl.DialTransport()
+			if derr != nil {
+				return nil, derr
+			}
+			refused := false
+			return nl.NewConn(nltest.Intercept(t, func(req nltest.Message) ([]nltest.Message, error) {
+				if req.Type != typ || refused {
+					return nil, nil // to the kernel
+				}
+				refused = true
+				return []nltest.Message{nltest.Error(req, errno)}, nil
+			})), nil
+		}
+	default:
+		sys.after = func(s string) error {
+			if s == step {
+				return err
+			}
+			return nil
+		}
 	}
-	t.Cleanup(func() { testHook = nil })
+	return withSystem(sys)
 }
 
 // Every step of Create can fail; each failure leaves no descriptor and no
 // device behind, and a device that existed before is left as it was.
 func TestCreateRollsBackEveryStep(t *testing.T) {
 	ns := netnstest.New(t)
-	steps := []string{"open", "mtu", "address", "up", "ownership"}
+	// On a device that existed, ownership and persistence come last, once
+	// nothing else can fail: they cannot be put back.
+	steps := []string{"open", "queues", "offloads", "look up", "mtu", "address", "up", "usable"}
 	injected := errors.New("injected failure")
-	for _, fail := range steps {
+	for _, fail := range append(steps, "ownership", "persist") {
 		t.Run("new device/"+fail, func(t *testing.T) {
-			failAt(t, fail, injected)
 			before := leakcheck.FDs(t)
-			err := createErrIn(ns, "fd00:5::1/64", Name("tdrfail"), Persist(), Owner(1000), MTU(1400))
+			err := createErrIn(ns, "fd00:5::1/64", Name("tdrfail"), Persist(), Owner(1000), MTU(1400), failAt(fail, injected))
 			if !errors.Is(err, injected) {
 				t.Fatalf("Create: %v, want the injected failure", err)
 			}
@@ -453,9 +484,8 @@ func TestCreateRollsBackEveryStep(t *testing.T) {
 	}
 	for _, fail := range steps {
 		t.Run("existing device/"+fail, func(t *testing.T) {
-			failAt(t, fail, injected)
 			before := leakcheck.FDs(t)
-			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300), Owner(4242), Group(4242))
+			err := createErrIn(ns, "10.5.0.1/24", Name("tdrold"), MTU(1300), Owner(4242), Group(4242), failAt(fail, injected))
 			if !errors.Is(err, injected) {
 				t.Fatalf("Create: %v", err)
 			}

@@ -45,12 +45,14 @@ func (c *Client) timeout() time.Duration {
 // when the last descriptor is closed, including when the process exits.
 //
 // Create validates r first (Request.Validate), then dials, sends one
-// request and reads one response. Received descriptors are made
-// close-on-exec; a truncated control message (MSG_CTRUNC), a count that
-// differs from the one announced, or (on Linux) a descriptor that is not a
-// TUN/TAP queue of the announced device makes Create close every
-// descriptor it received and fail with ErrProtocol. Extra descriptors are
-// never kept.
+// request and reads one response. Received descriptors are close-on-exec;
+// a truncated control message (MSG_CTRUNC) or a count that differs from
+// the one announced makes Create close every descriptor it received and
+// fail with ErrProtocol. Extra descriptors are never kept. What the
+// descriptors are is not checked here but by whoever adopts them, once:
+// tun.AdoptQueues and utun.Adopt refuse anything but a TUN/TAP queue or a
+// utun socket, and tundra's Create also compares the device's name and
+// kind with the response.
 //
 // Every error is an *Error: Op "validate", "dial", "send" or "receive" for
 // local failures, and "create" when the server refused or failed, with its

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tundra-go/tundra/internal/leakcheck"
+	"github.com/tundra-go/tundra/tun"
 )
 
 // fakeServer accepts one connection on a socket in a temp dir, reads a
@@ -86,7 +87,6 @@ func TestClientRejectsHostileAnswers(t *testing.T) {
 	}{
 		{"extra descriptors", mustResponse(t, ok), []int{pipe[0], pipe[1]}, "announces 1 descriptors, 2 arrived", true},
 		{"missing descriptor", mustResponse(t, ok), nil, "announces 1 descriptors, 0 arrived", true},
-		{"not a TUN queue", mustResponse(t, ok), []int{pipe[0]}, "not a TUN/TAP queue", true},
 		{"refusal with descriptors", mustResponse(t, response{Status: StatusDenied, Message: "no"}), []int{pipe[0]}, "denied by policy: no", false},
 		{"garbage", []byte("HTTP/1.1 200 OK\r\n\r\n"), []int{pipe[1]}, "bad magic", true},
 		{"truncated", mustResponse(t, ok)[:15], []int{pipe[1]}, "reading the response body (3 of 28 bytes): EOF", false},
@@ -109,6 +109,33 @@ func TestClientRejectsHostileAnswers(t *testing.T) {
 			leakcheck.NoNewFDs(t, before)
 		})
 	}
+}
+
+// The Client does not look at what the descriptors are: the adoption
+// that relies on it checks, once. A pipe passes the Client and is refused
+// by tun.AdoptQueues, which leaves it open for the caller to close.
+func TestClientLeavesCheckingToAdoption(t *testing.T) {
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pipe[0])
+	defer unix.Close(pipe[1])
+	path := fakeServer(t, mustResponse(t, response{Status: StatusOK, Name: "tun0", Index: 3, Fds: 1}), []int{pipe[0]})
+	before := leakcheck.FDs(t)
+	c := Client{Path: path, Timeout: 5 * time.Second}
+	cr, err := c.Create(context.Background(), Request{Addr: netip.MustParsePrefix("fd00::1/64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tun.AdoptQueues(cr.Fds); err == nil || !strings.Contains(err.Error(), "not a TUN/TAP fd") {
+		t.Errorf("AdoptQueues of a pipe: %v, want a refusal", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(cr.Fds[0]), unix.F_GETFD, 0); err != nil {
+		t.Errorf("the refused descriptor was closed: %v", err)
+	}
+	cr.Close()
+	leakcheck.NoNewFDs(t, before)
 }
 
 // A control message the kernel had to truncate (here because the client

@@ -66,16 +66,10 @@ func (c *Client) create(ctx context.Context, r Request) (Created, error) {
 		closeFDs(fds)
 		return fail("receive", fmt.Errorf("%w: the response announces %d descriptors, %d arrived", ErrProtocol, resp.Fds, len(fds)))
 	}
-	for _, fd := range fds {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
-			closeFDs(fds)
-			return fail("receive", fmt.Errorf("F_SETFD FD_CLOEXEC: %w", err))
-		}
-	}
-	if err := verifyFDs(fds, resp.Name, r.TAP); err != nil {
-		closeFDs(fds)
-		return fail("receive", fmt.Errorf("%w: %v", ErrProtocol, err))
-	}
+	// Go's net package receives them close-on-exec (MSG_CMSG_CLOEXEC on
+	// Linux, FD_CLOEXEC set at once elsewhere). What they are is checked
+	// where they are adopted (tun.AdoptQueues, utun.Adopt): once, by the
+	// code that then relies on it.
 	return Created{Fds: fds, Name: resp.Name, Index: resp.Index}, nil
 }
 

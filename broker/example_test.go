@@ -47,15 +47,20 @@ func ExampleClient_Create() {
 	log.Print(n, err)
 }
 
-// Open returns the device as a *tun.Device.
-func ExampleClient_Open() {
+// The descriptors become a *tun.Device with tun.AdoptQueues, which checks
+// them and takes them over without duplicating them.
+func ExampleClient_Create_adopt() {
 	c := broker.Client{Path: "/run/tundra.sock"}
-	dev, err := c.Open(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fe80::1/64")})
+	cr, err := c.Create(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fe80::1/64")})
 	if err != nil {
 		log.Fatal(err)
 	}
+	dev, err := tun.AdoptQueues(cr.Fds)
+	if err != nil {
+		cr.Close() // still the caller's on error
+		log.Fatal(err)
+	}
 	defer dev.Close()
-	var _ *tun.Device = dev
 }
 
 // A minimal daemon: what cmd/tundra-server does, without its flags.

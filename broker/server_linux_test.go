@@ -25,6 +25,7 @@ import (
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/leakcheck"
 	"github.com/tundra-go/tundra/internal/netnstest"
+	"github.com/tundra-go/tundra/tun"
 )
 
 func jsonEnv(t *testing.T, name string, v any) string {
@@ -684,7 +685,8 @@ func TestAbuse(t *testing.T) {
 
 // Root's view of the Client: descriptors are close-on-exec and
 // non-blocking, a name in use fails with the kernel's EBUSY (and leaves
-// the existing device alone), and Open returns a ready *tun.Device.
+// the existing device alone), and tun.AdoptQueues turns them into a ready
+// *tun.Device.
 func TestRootClient(t *testing.T) {
 	ts := startServer(t, nil)
 	c := broker.Client{Path: ts.path}
@@ -711,19 +713,21 @@ func TestRootClient(t *testing.T) {
 		t.Errorf("the existing device was changed: %+v, %v", addrs, err)
 	}
 
-	dev, err := c.Open(ctx, broker.Request{Addr: pfx("169.254.9.1/24"), Peer: ip("169.254.9.2"), MTU: 576, Name: "root1", PacketInfo: true})
+	cr1, err := c.Create(ctx, broker.Request{Addr: pfx("169.254.9.1/24"), Peer: ip("169.254.9.2"), MTU: 576, Name: "root1", PacketInfo: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dev, err := tun.AdoptQueues(cr1.Fds)
+	if err != nil {
+		cr1.Close()
+		t.Fatal(err)
+	}
 	if dev.Name() != "root1" {
-		t.Errorf("Open returned %s", dev.Name())
+		t.Errorf("AdoptQueues returned %s", dev.Name())
 	}
 	l, err := ts.ns.LinkByName("root1")
 	if err != nil || l.MTU != 576 || !l.HasFlag("UP") {
 		t.Errorf("root1: %+v, %v", l, err)
-	}
-	if _, err := c.Open(ctx, broker.Request{Addr: pfx("fd00:3::1/64"), Queues: 2}); err == nil {
-		t.Error("Open accepted two queues")
 	}
 	dev.Close()
 	cr.Close()

@@ -10,19 +10,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// transport carries datagrams between a Conn and the kernel: the AF_NETLINK
-// socket on Linux, an in-process fake kernel in tests. It need not be safe
-// for concurrent use; Conn serialises access.
-type transport interface {
-	// send writes one datagram addressed to the kernel.
-	send(b []byte) error
-	// recv returns the next datagram whole, never truncated, with the
+// Transport carries datagrams between a Conn and the kernel: the
+// AF_NETLINK socket DialTransport opens, or a stand-in such as the fake
+// kernel of package nltest, or a wrapper that answers some requests itself
+// (nltest.Intercept). It need not be safe for concurrent use: Conn
+// serialises access, and calls it only while it holds the Conn.
+type Transport interface {
+	// Send writes one datagram addressed to the kernel.
+	Send(b []byte) error
+	// Recv returns the next datagram whole, never truncated, with the
 	// port id of its sender (0 for the kernel). It returns an error
 	// rather than block forever when no datagram comes.
-	recv() (b []byte, from uint32, err error)
-	// portID is the socket's own port id: the nlmsg_pid of replies to it.
-	portID() uint32
-	close() error
+	Recv() (b []byte, from uint32, err error)
+	// PortID is the socket's own port id: the nlmsg_pid of replies to it.
+	PortID() uint32
+	// Close releases the socket.
+	Close() error
 }
 
 // Conn is an rtnetlink socket. Its methods are safe from any goroutine: each
@@ -31,7 +34,7 @@ type transport interface {
 // dialled in, whichever thread later uses it.
 type Conn struct {
 	mu  sync.Mutex
-	t   transport // nil once closed
+	t   Transport // nil once closed
 	seq uint32    // sequence number of the last request sent
 }
 
@@ -46,14 +49,29 @@ const maxDumpAttempts = 5
 // that namespace; the Conn stays there for its whole life. On systems other
 // than Linux it fails with an *Error wrapping ErrNotSupported.
 func Dial() (*Conn, error) {
+	t, err := DialTransport()
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(t), nil
+}
+
+// DialTransport opens the rtnetlink socket Dial uses (NETLINK_ROUTE,
+// SOCK_CLOEXEC, extended acks, a receive timeout), in the network
+// namespace of the calling OS thread, as a Transport: for a caller that
+// wraps it (nltest.Intercept) before NewConn. Errors are *Error, wrapping
+// ErrNotSupported on systems other than Linux. Safe from any goroutine.
+func DialTransport() (Transport, error) {
 	t, err := dialTransport()
 	if err != nil {
 		return nil, wrap("dial", err)
 	}
-	return newConn(t), nil
+	return t, nil
 }
 
-func newConn(t transport) *Conn {
+// NewConn returns a Conn that carries its requests over t and owns it:
+// Close closes t. Safe from any goroutine.
+func NewConn(t Transport) *Conn {
 	return &Conn{t: t}
 }
 
@@ -67,7 +85,7 @@ func (c *Conn) Close() error {
 	if c.t == nil {
 		return nil
 	}
-	err := c.t.close()
+	err := c.t.Close()
 	c.t = nil
 	if err != nil {
 		return wrap("close", err)
@@ -130,12 +148,12 @@ func (c *Conn) roundTrip(op string, typ, flags uint16, payload []byte, mode repl
 		flags |= nlmFDump
 	}
 	req := marshalMessage(header{Type: typ, Flags: flags, Seq: seq}, payload)
-	if err := c.t.send(req); err != nil {
+	if err := c.t.Send(req); err != nil {
 		return nil, false, wrap(op+": send", err)
 	}
-	pid := c.t.portID()
+	pid := c.t.PortID()
 	for {
-		b, from, err := c.t.recv()
+		b, from, err := c.t.Recv()
 		if err != nil {
 			return nil, false, wrap(op+": recv", err)
 		}

@@ -20,9 +20,9 @@ type socket struct {
 	pid uint32
 }
 
-var _ transport = (*socket)(nil)
+var _ Transport = (*socket)(nil)
 
-func dialTransport() (transport, error) {
+func dialTransport() (Transport, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, &Error{Op: "socket", Errno: errnoOf(err), Err: nonErrno(err)}
@@ -72,9 +72,9 @@ func (s *socket) setup() error {
 	return nil
 }
 
-func (s *socket) portID() uint32 { return s.pid }
+func (s *socket) PortID() uint32 { return s.pid }
 
-func (s *socket) send(b []byte) error {
+func (s *socket) Send(b []byte) error {
 	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK} // port id 0: the kernel
 	for {
 		err := unix.Sendto(s.fd, b, 0, to)
@@ -85,9 +85,9 @@ func (s *socket) send(b []byte) error {
 	}
 }
 
-// recv reads one datagram whole (see readDatagram). With SO_RCVTIMEO set,
+// Recv reads one datagram whole (see readDatagram). With SO_RCVTIMEO set,
 // a peek that finds nothing within recvTimeout fails with EAGAIN.
-func (s *socket) recv() ([]byte, uint32, error) {
+func (s *socket) Recv() ([]byte, uint32, error) {
 	b, from, err := readDatagram(s.fd, 0)
 	if err == unix.EAGAIN {
 		return nil, 0, &Error{Errno: unix.EAGAIN, Err: fmt.Errorf("no reply from the kernel within %v", recvTimeout)}
@@ -143,7 +143,7 @@ func recvmsg(fd int, b []byte, flags int) (int, error) {
 	}
 }
 
-func (s *socket) close() error {
+func (s *socket) Close() error {
 	return unix.Close(s.fd)
 }
 

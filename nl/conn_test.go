@@ -36,7 +36,7 @@ func ackHandler(k *fakeKernel, before func(req message)) func(message) {
 func TestRequestFlagsAndSequence(t *testing.T) {
 	k := newFake()
 	k.handle = ackHandler(k, nil)
-	c := newConn(k)
+	c := NewConn(k)
 	for i := range 3 {
 		if err := c.SetLinkUp(2); err != nil {
 			t.Fatalf("SetLinkUp #%d: %v", i, err)
@@ -90,7 +90,7 @@ func TestForeignRepliesSkipped(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
 			k.handle = ackHandler(k, func(req message) { tt.inject(k, req) })
-			c := newConn(k)
+			c := NewConn(k)
 			c.seq = 10
 			if err := c.SetLinkDown(2); err != nil {
 				t.Fatalf("SetLinkDown: %v (the foreign reply was believed)", err)
@@ -118,7 +118,7 @@ func TestErrorLayouts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
 			k.handle = func(req message) { k.deliver(0, k.errMsg(req, unix.EINVAL, tt.capped, tt.tlvs)) }
-			err := newConn(k).SetLinkMTU(2, 10)
+			err := NewConn(k).SetLinkMTU(2, 10)
 			ne := asError(t, err)
 			if ne.Op != "setlinkmtu" || ne.Errno != unix.EINVAL || ne.Message != tt.wantMsg || ne.Offset != tt.wantOff || ne.Err != nil {
 				t.Errorf("got %#v, want Op setlinkmtu, EINVAL, Message %q, Offset %d", *ne, tt.wantMsg, tt.wantOff)
@@ -159,7 +159,7 @@ func TestErrorString(t *testing.T) {
 
 func TestGetLinkAndENODEV(t *testing.T) {
 	f := newFakeRTNL()
-	c := newConn(f)
+	c := NewConn(f)
 	l, err := c.LinkByName("tun0")
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +204,7 @@ func TestDumpMultipart(t *testing.T) {
 		}
 		f.deliver(0, f.done(req, 0, 0, nil))
 	}
-	links, err := newConn(f).Links()
+	links, err := NewConn(f).Links()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestDumpInterrupted(t *testing.T) {
 				f.deliver(0, f.reply(req, rtmNewLink, nlmFMulti|flags, linkPayload(f.links[1])))
 				f.deliver(0, f.done(req, flags, 0, nil))
 			}
-			links, err := newConn(f).Links()
+			links, err := NewConn(f).Links()
 			if cleanAfter <= maxDumpAttempts {
 				if err != nil || len(links) != 2 {
 					t.Fatalf("Links() = %d links, %v; want 2 links after %d attempts", len(links), err, cleanAfter)
@@ -270,7 +270,7 @@ func TestDumpDoneError(t *testing.T) {
 		f.deliver(0, f.reply(req, rtmNewLink, nlmFMulti, linkPayload(f.links[0])))
 		f.deliver(0, f.done(req, 0, unix.EMSGSIZE, extAck("dump too big", 0)))
 	}
-	_, err := newConn(f).Links()
+	_, err := NewConn(f).Links()
 	ne := asError(t, err)
 	if ne.Errno != unix.EMSGSIZE || ne.Message != "dump too big" || ne.Op != "links" {
 		t.Errorf("got %#v, want EMSGSIZE with message", *ne)
@@ -280,7 +280,7 @@ func TestDumpDoneError(t *testing.T) {
 func TestDumpErrorMessage(t *testing.T) {
 	f := newFakeRTNL()
 	f.handle = func(req message) { f.deliver(0, f.errMsg(req, unix.EOPNOTSUPP, true, extAck("no dump", 0))) }
-	_, err := newConn(f).Addrs(0)
+	_, err := NewConn(f).Addrs(0)
 	if ne := asError(t, err); ne.Errno != unix.EOPNOTSUPP || ne.Message != "no dump" {
 		t.Errorf("got %v, want EOPNOTSUPP \"no dump\"", err)
 	}
@@ -339,7 +339,7 @@ func TestMalformedReplies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
 			k.handle = func(req message) { k.queue = append(k.queue, tt.reply(k, req)) }
-			_, err := newConn(k).LinkByName("tun0")
+			_, err := NewConn(k).LinkByName("tun0")
 			ne := asError(t, err)
 			if !errors.Is(err, tt.want) || !strings.HasPrefix(ne.Op, "linkbyname") || ne.Errno != 0 {
 				t.Errorf("got %v (%#v), want linkbyname wrapping %v", err, *ne, tt.want)
@@ -350,7 +350,7 @@ func TestMalformedReplies(t *testing.T) {
 
 func TestNoReplyTimesOut(t *testing.T) {
 	k := newFake() // never answers: recv reports EAGAIN as SO_RCVTIMEO would
-	err := newConn(k).SetLinkUp(2)
+	err := NewConn(k).SetLinkUp(2)
 	if ne := asError(t, err); ne.Op != "setlinkup: recv" || !errors.Is(err, unix.EAGAIN) {
 		t.Errorf("got %v (op %q), want setlinkup: recv EAGAIN", err, ne.Op)
 	}
@@ -358,7 +358,7 @@ func TestNoReplyTimesOut(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	k := newFake()
-	c := newConn(k)
+	c := NewConn(k)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestArgumentsRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
-			err := tt.call(newConn(k))
+			err := tt.call(NewConn(k))
 			ne := asError(t, err)
 			if ne.Errno != unix.EINVAL || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want EINVAL mentioning %q", err, tt.want)
@@ -431,7 +431,7 @@ func TestArgumentsRejected(t *testing.T) {
 // ifi_change as the kernel does, where a zero mask replaces every flag.
 func TestSetLinkUpKeepsOtherFlags(t *testing.T) {
 	f := newFakeRTNL()
-	c := newConn(f)
+	c := NewConn(f)
 	before := f.links[1].Flags
 	if err := c.SetLinkUp(2); err != nil {
 		t.Fatal(err)
@@ -459,7 +459,7 @@ func TestSetLinkUpKeepsOtherFlags(t *testing.T) {
 
 func TestAddrsRoundTrip(t *testing.T) {
 	f := newFakeRTNL()
-	c := newConn(f)
+	c := NewConn(f)
 	addrs := []Addr{
 		{Index: 2, Prefix: mustPrefix("10.1.2.3/24"), Peer: mustAddr("10.1.2.4")},
 		{Index: 2, Prefix: mustPrefix("10.5.0.1/16")},
@@ -497,7 +497,7 @@ func TestAddrsRoundTrip(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	f := newFakeRTNL()
-	c := newConn(f)
+	c := NewConn(f)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := range 8 {
@@ -527,7 +527,7 @@ func TestConcurrentUse(t *testing.T) {
 func TestRouteRequests(t *testing.T) {
 	k := newFake()
 	k.handle = ackHandler(k, nil)
-	c := newConn(k)
+	c := NewConn(k)
 	r := Route{Dst: netip.MustParsePrefix("10.9.0.0/16"), Index: 4}
 	if err := c.AddRoute(r); err != nil {
 		t.Fatal(err)

@@ -28,11 +28,11 @@ type datagram struct {
 	err  error
 }
 
-var _ transport = (*fakeKernel)(nil)
+var _ Transport = (*fakeKernel)(nil)
 
 func newFake() *fakeKernel { return &fakeKernel{pid: 0x1234} }
 
-func (k *fakeKernel) send(b []byte) error {
+func (k *fakeKernel) Send(b []byte) error {
 	ms, err := parseMessages(b)
 	if err != nil || len(ms) != 1 {
 		return fmt.Errorf("fake kernel: request of %d messages: %v", len(ms), err)
@@ -46,7 +46,7 @@ func (k *fakeKernel) send(b []byte) error {
 	return nil
 }
 
-func (k *fakeKernel) recv() ([]byte, uint32, error) {
+func (k *fakeKernel) Recv() ([]byte, uint32, error) {
 	if len(k.queue) == 0 {
 		return nil, 0, &Error{Errno: unix.EAGAIN, Err: errors.New("fake kernel: no reply queued")}
 	}
@@ -55,8 +55,8 @@ func (k *fakeKernel) recv() ([]byte, uint32, error) {
 	return d.b, d.from, d.err
 }
 
-func (k *fakeKernel) portID() uint32 { return k.pid }
-func (k *fakeKernel) close() error   { k.closes++; return nil }
+func (k *fakeKernel) PortID() uint32 { return k.pid }
+func (k *fakeKernel) Close() error   { k.closes++; return nil }
 
 // deliver queues one datagram holding msgs, sent by port from (0 = kernel).
 func (k *fakeKernel) deliver(from uint32, msgs ...[]byte) {

@@ -142,7 +142,7 @@ func fuzzConn(t *testing.T, b []byte) {
 				}
 				k.deliver(0, d)
 			}
-			err := call(newConn(k))
+			err := call(NewConn(k))
 			var ne *Error
 			if err != nil && !errors.As(err, &ne) {
 				t.Fatalf("error %v (%T) is not an *Error", err, err)

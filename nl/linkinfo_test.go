@@ -191,7 +191,7 @@ func TestGoldenNewRequests(t *testing.T) {
 					k.deliver(0, k.ack(req))
 				}
 			}
-			if err := tt.call(newConn(k)); err != nil {
+			if err := tt.call(NewConn(k)); err != nil {
 				t.Errorf("call failed: %v", err)
 			}
 			var got []byte
@@ -229,7 +229,7 @@ func TestNewArgumentsRejected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newFake()
-			err := tt.call(newConn(k))
+			err := tt.call(NewConn(k))
 			ne := asError(t, err)
 			if ne.Errno != unix.EINVAL || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want EINVAL mentioning %q", err, tt.want)
@@ -242,7 +242,7 @@ func TestNewArgumentsRejected(t *testing.T) {
 	// 255 bytes is allowed.
 	k := newFake()
 	k.handle = ackHandler(k, nil)
-	if err := newConn(k).SetLinkAlias(2, strings.Repeat("a", 255)); err != nil {
+	if err := NewConn(k).SetLinkAlias(2, strings.Repeat("a", 255)); err != nil {
 		t.Errorf("255-byte alias: %v", err)
 	}
 }
@@ -254,7 +254,7 @@ func TestLinkInfoRoundTrip(t *testing.T) {
 	f.links[1].Kind = "tun"
 	f.links[1].Tun = &TunInfo{Type: 1, Persist: true, Owner: 1000, HasOwner: true, Group: 0, HasGroup: true}
 	f.links = append(f.links, Link{Index: 3, Name: "v0", MTU: 1500, Type: 1, HardwareAddr: []byte{2, 0, 0, 0, 0, 3}, Kind: "veth", Alias: "uplink"})
-	c := newConn(f)
+	c := NewConn(f)
 	links, err := c.Links()
 	if err != nil || !reflect.DeepEqual(links, f.links) {
 		t.Fatalf("Links() = %+v, %v\nwant %+v", links, err, f.links)
@@ -285,7 +285,7 @@ func TestLinkInfoRoundTrip(t *testing.T) {
 
 func TestAddrBroadcastRoundTrip(t *testing.T) {
 	f := newFakeRTNL()
-	c := newConn(f)
+	c := NewConn(f)
 	addrs := []Addr{
 		{Index: 2, Prefix: mustPrefix("10.1.2.3/24"), Broadcast: mustAddr("10.1.2.255")},
 		{Index: 2, Prefix: mustPrefix("10.5.0.1/16")},

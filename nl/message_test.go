@@ -160,7 +160,7 @@ func TestGoldenRequests(t *testing.T) {
 					k.deliver(0, k.errMsg(req, unix.ENODEV, true, nil))
 				}
 			}
-			if err := tt.call(newConn(k)); err != nil && !errors.Is(err, unix.ENODEV) {
+			if err := tt.call(NewConn(k)); err != nil && !errors.Is(err, unix.ENODEV) {
 				t.Errorf("call failed: %v", err)
 			}
 			if len(k.sent) != 1 {

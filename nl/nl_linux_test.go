@@ -529,12 +529,12 @@ func TestKernelUncappedErrors(t *testing.T) {
 
 // countingTransport counts datagrams that did not come from the kernel.
 type countingTransport struct {
-	transport
+	Transport
 	foreign int
 }
 
-func (ct *countingTransport) recv() ([]byte, uint32, error) {
-	b, from, err := ct.transport.recv()
+func (ct *countingTransport) Recv() ([]byte, uint32, error) {
+	b, from, err := ct.Transport.Recv()
 	if err == nil && from != 0 {
 		ct.foreign++
 	}
@@ -545,7 +545,7 @@ func (ct *countingTransport) recv() ([]byte, uint32, error) {
 // numbered exactly like the kernel's answer, must be ignored.
 func TestKernelForgedReplyIgnored(t *testing.T) {
 	ns, c, tun := setup(t)
-	ct := &countingTransport{transport: c.t}
+	ct := &countingTransport{Transport: c.t}
 	c.t = ct
 	err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
@@ -557,10 +557,10 @@ func TestKernelForgedReplyIgnored(t *testing.T) {
 			return err
 		}
 		fake := newFake()
-		fake.pid = ct.portID()
+		fake.pid = ct.PortID()
 		req := message{Header: header{Type: rtmSetLink, Flags: nlmFRequest | nlmFAck, Seq: c.seq + 1}, Data: setFlagsRequest(tun.Index, true)}
 		forged := fake.errMsg(req, unix.EPERM, true, extAck("forged", 0))
-		return unix.Sendto(fd, forged, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: ct.portID()})
+		return unix.Sendto(fd, forged, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: ct.PortID()})
 	})
 	if err != nil {
 		t.Fatalf("sending the forged reply: %v", err)

@@ -136,7 +136,7 @@ func TestRoutesRoundTrip(t *testing.T) {
 		{Dst: mustPrefix("127.0.0.1/32"), Table: 255, Protocol: 2, Scope: 254, Type: RouteLocal, Index: 1},
 		{Dst: mustPrefix("::/0"), Table: 70000, Protocol: 3, Type: RouteUnicast, Index: 2, Gateway: mustAddr("fe80::1")},
 	}
-	got, err := newConn(f).Routes()
+	got, err := NewConn(f).Routes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestRoutesDumpInterruptedAndForeignFamily(t *testing.T) {
 		}
 		f.deliver(0, f.done(req, 0, 0, nil))
 	}
-	got, err := newConn(f).Routes()
+	got, err := NewConn(f).Routes()
 	if err != nil || !reflect.DeepEqual(got, []Route{v4, v6}) {
 		t.Errorf("Routes() = %+v, %v; want %+v", got, err, []Route{v4, v6})
 	}
@@ -177,7 +177,7 @@ func TestRoutesDumpInterruptedAndForeignFamily(t *testing.T) {
 	}
 
 	f.handle = func(req message) { f.deliver(0, f.errMsg(req, unix.EOPNOTSUPP, true, nil)) }
-	_, err = newConn(f).Routes()
+	_, err = NewConn(f).Routes()
 	if ne := asError(t, err); ne.Op != "routes" || ne.Errno != unix.EOPNOTSUPP {
 		t.Errorf("refused dump: %v", err)
 	}
@@ -187,7 +187,7 @@ func TestRoutesDumpInterruptedAndForeignFamily(t *testing.T) {
 		f.deliver(0, f.reply(req, rtmNewRoute, nlmFMulti, bad))
 		f.deliver(0, f.done(req, 0, 0, nil))
 	}
-	_, err = newConn(f).Routes()
+	_, err = NewConn(f).Routes()
 	if ne := asError(t, err); ne.Op != "routes" || !errors.Is(err, ErrMalformed) {
 		t.Errorf("malformed route: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tundra-go/tundra/internal/fdutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -191,48 +192,42 @@ func Open(cfg Config) (*Device, error) {
 // Device.PacketInfo). Adopt is safe to call from any goroutine, but the
 // caller must not use or close fd concurrently.
 func Adopt(fd int) (*Device, error) {
-	name, got, err := getIFF(fd)
+	name, got, err := Inspect(fd)
 	if err != nil {
-		return nil, &OpError{Op: "TUNGETIFF", Err: explainAdopt(err)}
+		return nil, err
 	}
-	if got&(FlagTUN|FlagTAP) == 0 {
-		return nil, &OpError{Op: "TUNGETIFF", Name: name, Err: fmt.Errorf("kernel reported flags %v, neither TUN nor TAP", got)}
-	}
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	nfd, err := fdutil.Take(fd, true)
 	if err != nil {
-		return nil, &OpError{Op: "F_DUPFD_CLOEXEC", Name: name, Err: err}
-	}
-	fl, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
-	if err == nil && fl&unix.O_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(nfd), unix.F_SETFL, fl|unix.O_NONBLOCK)
-	}
-	if err != nil {
-		unix.Close(nfd) // the flags never changed, so fd is as it was
-		return nil, &OpError{Op: "F_SETFL O_NONBLOCK", Name: name, Err: err}
+		return nil, takeError(name, err)
 	}
 	// Nothing can fail from here on. Linux releases the descriptor even when
 	// close reports an error, so there is nothing to undo either way.
 	unix.Close(fd)
-
-	// Bit 0x1000 means IFF_NO_PI or "no socket filter" (IFF_NOFILTER). Only
-	// when it is clear do we know something: a filter is attached and the
-	// device keeps the PI header.
-	piKnown := got&FlagNoFilter == 0
-	d := newDevice(name, got&^FlagDetachQueue, piKnown, nfd)
-	return d, nil
+	return adopted(name, got, []int{nfd}), nil
 }
 
-// AdoptQueues takes over several descriptors of one multi-queue device
-// (for example the queues a broker created and passed over), as Adopt does
-// for one: each must be a TUN/TAP fd of the same interface. On success the
-// Device has one queue per fd, in order, and the originals are closed. On
-// error they all stay open, though a check that failed late may have made
-// some of them non-blocking (O_NONBLOCK belongs to the shared open file).
+// AdoptQueues takes over descriptors of one device (for example the queues
+// a broker created and passed over), each a TUN/TAP fd of the same
+// interface, and returns a Device with one queue per fd, in order.
+//
+// Unlike Adopt it takes the descriptors themselves, with no duplicate:
+// they are meant to be fresh ones this process received and nobody else
+// holds, so a copy would only cost system calls. Each is checked once
+// (TUNGETIFF), made close-on-exec and non-blocking (O_NONBLOCK is shared
+// with every copy of the open file), and from then on belongs to the
+// Device: the caller must forget the numbers. A descriptor numbered 0, 1 or
+// 2 is the exception: it is replaced by a duplicate numbered 3 or above and
+// closed.
+//
+// On error the caller still owns every descriptor, all open, though they
+// may have been made close-on-exec and non-blocking; errors are *OpError,
+// as Adopt's. Safe from any goroutine; the caller must not use the
+// descriptors concurrently.
 func AdoptQueues(fds []int) (*Device, error) {
 	if len(fds) == 0 {
 		return nil, &OpError{Op: "adopt queues", Err: fmt.Errorf("%w: no descriptors", unix.EINVAL)}
 	}
-	name, _, err := Inspect(fds[0])
+	name, got, err := Inspect(fds[0])
 	if err != nil {
 		return nil, err
 	}
@@ -245,34 +240,48 @@ func AdoptQueues(fds []int) (*Device, error) {
 			return nil, &OpError{Op: "adopt queues", Name: name, Err: fmt.Errorf("%w: descriptor %d belongs to %s", unix.EINVAL, i+1, other)}
 		}
 	}
-	// Adopt duplicates of the originals, so that a failure halfway leaves
-	// every original open; close them only once all are adopted.
-	var d *Device
+	taken := make([]int, 0, len(fds))
 	for _, fd := range fds {
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
-		if err == nil {
-			var one *Device
-			if one, err = Adopt(dup); err != nil {
-				unix.Close(dup)
-			} else if d == nil {
-				d = one
-			} else {
-				q := one.first
-				q.dev = d
-				d.queues = append(d.queues, q)
-			}
-		}
+		nfd, err := fdutil.Take(fd, false)
 		if err != nil {
-			if d != nil {
-				d.Close()
+			for i, t := range taken {
+				if t != fds[i] {
+					unix.Close(t)
+				}
 			}
-			return nil, &OpError{Op: "adopt queues", Name: name, Err: err}
+			return nil, takeError(name, err)
+		}
+		taken = append(taken, nfd)
+	}
+	for i, t := range taken {
+		if t != fds[i] {
+			unix.Close(fds[i]) // replaced by a duplicate above stderr
 		}
 	}
-	for _, fd := range fds {
-		unix.Close(fd)
+	return adopted(name, got, taken), nil
+}
+
+// adopted builds the Device for descriptors of one device whose TUNGETIFF
+// flags are got.
+func adopted(name string, got Flags, fds []int) *Device {
+	// Bit 0x1000 means IFF_NO_PI or "no socket filter" (IFF_NOFILTER). Only
+	// when it is clear do we know something: a filter is attached and the
+	// device keeps the PI header.
+	piKnown := got&FlagNoFilter == 0
+	d := newDevice(name, got&^FlagDetachQueue, piKnown, fds[0])
+	for _, fd := range fds[1:] {
+		d.queues = append(d.queues, newQueue(d, fd, name))
 	}
-	return d, nil
+	return d
+}
+
+// takeError wraps fdutil's error in the package's.
+func takeError(name string, err error) error {
+	var fe *fdutil.Error
+	if errors.As(err, &fe) {
+		return &OpError{Op: fe.Op, Name: name, Err: fe.Err}
+	}
+	return &OpError{Op: "adopt", Name: name, Err: err}
 }
 
 // Inspect reports the interface name and IFF_* flags of fd (TUNGETIFF)

@@ -1182,9 +1182,17 @@ func TestAdoptQueues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dev.Close()
-	for _, fd := range fds {
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
-			t.Errorf("original fd %d still open", fd)
+	// Taken as they are, without a duplicate: the queues are the
+	// descriptors themselves, now close-on-exec and non-blocking.
+	for i, q := range dev.Queues() {
+		if q.Fd() != fds[i] {
+			t.Errorf("queue %d has fd %d, want the original %d (no duplicate)", i, q.Fd(), fds[i])
+		}
+		if fl := fcntl(t, q.Fd(), unix.F_GETFD); fl&unix.FD_CLOEXEC == 0 {
+			t.Errorf("queue %d not close-on-exec", i)
+		}
+		if fl := fcntl(t, q.Fd(), unix.F_GETFL); fl&unix.O_NONBLOCK == 0 {
+			t.Errorf("queue %d blocking", i)
 		}
 	}
 	if n := len(dev.Queues()); n != 3 || dev.Name() != "tdrmqa" {

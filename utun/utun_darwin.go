@@ -1,6 +1,7 @@
 package utun
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/tundra-go/tundra/internal/fdutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,7 +103,8 @@ func Open(unit int) (*Device, error) {
 // component opened (inherited, or received over a Unix socket). It checks
 // that fd is one: UTUN_OPT_IFNAME must give a utun name, and getpeername
 // must give the kernel-control unit that name implies. It then duplicates
-// fd with F_DUPFD_CLOEXEC, makes the duplicate non-blocking, and closes fd.
+// fd with F_DUPFD_CLOEXEC (numbered 3 or above), makes the duplicate
+// non-blocking, and closes fd.
 // The returned Device owns the duplicate.
 //
 // O_NONBLOCK belongs to the open file, so any other descriptor for the same
@@ -130,17 +133,11 @@ func Adopt(fd int) (*Device, error) {
 		return nil, &OpError{Op: "getpeername", Name: name, Err: fmt.Errorf("%w: kernel-control unit %d, but %s implies %d", ErrInvalidArgument, ctl.Unit, name, unit+1)}
 	}
 
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	nfd, err := fdutil.Take(fd, true)
 	if err != nil {
-		return nil, &OpError{Op: "F_DUPFD_CLOEXEC", Name: name, Err: err}
-	}
-	fl, err := unix.FcntlInt(uintptr(nfd), unix.F_GETFL, 0)
-	if err == nil && fl&unix.O_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(nfd), unix.F_SETFL, fl|unix.O_NONBLOCK)
-	}
-	if err != nil {
-		unix.Close(nfd) // the flags never changed, so fd is as it was
-		return nil, &OpError{Op: "F_SETFL O_NONBLOCK", Name: name, Err: err}
+		var fe *fdutil.Error
+		errors.As(err, &fe)
+		return nil, &OpError{Op: fe.Op, Name: name, Err: fe.Err}
 	}
 	// The duplicate keeps the socket, and with it the interface, alive.
 	unix.Close(fd)

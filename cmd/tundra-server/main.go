@@ -36,7 +36,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, tundra.BrokerCreate, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "tundra-server:", err)
 		os.Exit(1)
 	}
@@ -45,8 +45,10 @@ func main() {
 // shutdownGrace is how long requests in progress get after a signal.
 const shutdownGrace = 10 * time.Second
 
-// run parses args, serves until ctx ends, and shuts down.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// run parses args, serves until ctx ends, and shuts down. create makes
+// the devices: the server knows it only as its own broker.CreateFunc
+// (main gives tundra.BrokerCreate), so a test may give another.
+func run(ctx context.Context, create broker.CreateFunc, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tundra-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", broker.DefaultSocketPath, "Unix socket `path` to listen on")
@@ -102,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := slog.New(handler)
 
 	srv, err := broker.NewServer(broker.Config{
-		Create:         tundra.BrokerCreate,
+		Create:         create,
 		Policy:         &policy,
 		Group:          *group,
 		SocketMode:     os.FileMode(m),

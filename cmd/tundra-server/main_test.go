@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tundra-go/tundra"
 	"github.com/tundra-go/tundra/broker"
 	"github.com/tundra-go/tundra/internal/netnstest"
 )
@@ -141,6 +142,53 @@ func TestServeAndShutdown(t *testing.T) {
 	}
 }
 
+// The server knows its creator only as a broker.CreateFunc: run serves
+// with the one it is given, here a fake that refuses, so that no device
+// and no privilege is needed (the caller's own group may ask).
+func TestRunServesItsCreator(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "fake.sock")
+	asked := make(chan broker.Request, 1)
+	fake := func(_ context.Context, r broker.Request) (broker.Created, error) {
+		asked <- r
+		return broker.Created{}, fmt.Errorf("fake creator: %w", syscall.ENOSPC)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, fake, []string{"-socket", sock, "-group", fmt.Sprint(os.Getgid())}, &bytes.Buffer{}, &bytes.Buffer{})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Lstat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socket never appeared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := broker.Client{Path: sock, Timeout: 10 * time.Second}
+	_, err := c.Create(context.Background(), broker.Request{Addr: netip.MustParsePrefix("fd00:77::1/64"), Name: "tunfake%d"})
+	var be *broker.Error
+	if !errors.As(err, &be) || be.Status != broker.StatusFailed || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(be.Message, "fake creator") {
+		t.Errorf("Create: %v; want the fake creator's refusal, ENOSPC", err)
+	}
+	select {
+	case r := <-asked:
+		if r.Name != "tunfake%d" || r.Addr != netip.MustParsePrefix("fd00:77::1/64") {
+			t.Errorf("the creator was asked for %+v", r)
+		}
+	default:
+		t.Error("the creator was never asked")
+	}
+}
+
 // Bad configuration is reported before anything is created.
 func TestRunErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -164,7 +212,7 @@ func TestRunErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
-		err := run(context.Background(), append([]string{"-socket", sock}, tc.args...), &bytes.Buffer{}, &stderr)
+		err := run(context.Background(), tundra.BrokerCreate, append([]string{"-socket", sock}, tc.args...), &bytes.Buffer{}, &stderr)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run %v = %v, want an error mentioning %q", tc.args, err, tc.want)
 		}
@@ -194,7 +242,7 @@ func TestHelp(t *testing.T) {
 
 func TestPrintPolicy(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-print-policy"}, &out, &bytes.Buffer{}); err != nil {
+	if err := run(context.Background(), tundra.BrokerCreate, []string{"-print-policy"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	var got broker.Policy
@@ -207,7 +255,7 @@ func TestPrintPolicy(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "p.json")
 	os.WriteFile(f, []byte(`{"max_queues": 2}`), 0o600)
 	out.Reset()
-	if err := run(context.Background(), []string{"-print-policy", "-policy", f}, &out, &bytes.Buffer{}); err != nil {
+	if err := run(context.Background(), tundra.BrokerCreate, []string{"-print-policy", "-policy", f}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"max_queues": 2`) || !strings.Contains(out.String(), `"fc00::/7"`) {

@@ -60,10 +60,18 @@ type LaneStats struct {
 	UDPSendErrors      uint64 // datagrams the kernel refused (e.g. no route)
 }
 
+// packetQueue is what a lane needs of its device queue: *tundra.Queue in
+// a relay, a tuntest.Queue in the lanes' unit tests, which need neither
+// a device nor CAP_NET_ADMIN.
+type packetQueue interface {
+	RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error)
+	SendBatch(bufs [][]byte, offset int) (int, error)
+}
+
 type lane struct {
 	idx   int
 	relay *Relay
-	q     *tundra.Queue
+	q     packetQueue
 	u     *loop.UDPConn
 
 	// Loop-thread state. off is the headroom before each packet: the
@@ -157,22 +165,34 @@ func Start(cfg Config) (_ *Relay, err error) {
 	}
 	loops := r.group.Loops()
 	for i, q := range dev.Queues() {
-		ln := &lane{idx: i, relay: r, q: q, off: q.HeaderLen()}
-		ln.tbufs, ln.tsizes = buffers(ln.off + tundra.MaxPacket)
-		ln.ubufs, ln.usizes = buffers(ln.off + tundra.MaxPacket)
-		ln.out = make([][]byte, 0, batch)
-		u, err := loops[i].AttachUDP(fds[i], loop.UDPConfig{GSO: cfg.GSO, GRO: cfg.GRO, OnReady: ln.fromUDP})
+		ln, err := r.addLane(q, q.HeaderLen(), loops[i], fds[i])
 		if err != nil {
 			return nil, err
 		}
 		fds[i] = -1 // the loop owns it now
-		ln.u = u
-		if err := q.Attach(loops[i], ln.fromTun); err != nil {
+		if err := q.Attach(loops[i], func(*tundra.Queue, loop.Events) { ln.fromTun() }); err != nil {
 			return nil, err
 		}
-		r.lanes = append(r.lanes, ln)
 	}
 	return r, nil
+}
+
+// addLane makes the next lane: q's packets go to the UDP socket fd and
+// back; l owns fd once addLane succeeds (on error it is still the
+// caller's). off is q's headroom. The caller arranges for fromTun to run
+// on l when q is readable.
+func (r *Relay) addLane(q packetQueue, off int, l *loop.Loop, fd int) (*lane, error) {
+	ln := &lane{idx: len(r.lanes), relay: r, q: q, off: off}
+	ln.tbufs, ln.tsizes = buffers(ln.off + tundra.MaxPacket)
+	ln.ubufs, ln.usizes = buffers(ln.off + tundra.MaxPacket)
+	ln.out = make([][]byte, 0, batch)
+	u, err := l.AttachUDP(fd, loop.UDPConfig{GSO: r.cfg.GSO, GRO: r.cfg.GRO, OnReady: ln.fromUDP})
+	if err != nil {
+		return nil, err
+	}
+	ln.u = u
+	r.lanes = append(r.lanes, ln)
+	return ln, nil
 }
 
 func buffers(size int) ([][]byte, []int) {
@@ -222,9 +242,9 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 }
 
 // fromTun relays what the device sends to the UDP peer. Loop thread.
-func (ln *lane) fromTun(q *tundra.Queue, _ loop.Events) {
+func (ln *lane) fromTun() {
 	for {
-		n, err := q.RecvBatch(ln.tbufs, ln.tsizes, ln.off)
+		n, err := ln.q.RecvBatch(ln.tbufs, ln.tsizes, ln.off)
 		if err != nil {
 			return // ErrWouldBlock: armed again
 		}
