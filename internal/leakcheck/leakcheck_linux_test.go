@@ -2,6 +2,7 @@ package leakcheck
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,6 +116,10 @@ func TestReplacedFDIsALeak(t *testing.T) {
 // never ends; with both released in time it reports nothing.
 func TestCheckReportsPlantedLeaks(t *testing.T) {
 	shortGrace(t, 200*time.Millisecond)
+	// Goroutines are counted, so one of an earlier test still on its way
+	// out would raise the baseline and hide the planted one (this test
+	// failed so under load): start once the count stops falling.
+	settleGoroutines()
 	r := &recorder{}
 	Check(r)
 	p := pipe(t)
@@ -141,5 +146,17 @@ func TestCheckReportsPlantedLeaks(t *testing.T) {
 	r.runCleanups()
 	if len(r.errs) != 0 {
 		t.Errorf("nothing left behind, yet reported %q", r.errs)
+	}
+}
+
+// settleGoroutines waits, up to a second, until the goroutine count has not
+// fallen for 50ms.
+func settleGoroutines() {
+	n, since := runtime.NumGoroutine(), time.Now()
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && time.Since(since) < 50*time.Millisecond; {
+		time.Sleep(5 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m < n {
+			n, since = m, time.Now()
+		}
 	}
 }
