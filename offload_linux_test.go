@@ -27,8 +27,8 @@ func TestOffloadsNegotiated(t *testing.T) {
 	if d := details(t, ns, "tdroff"); !d.LinkInfo.Data.VnetHdr {
 		t.Errorf("ip -d: %+v, want vnet_hdr", d.LinkInfo.Data)
 	}
-	if dev.HeaderLen() != vnet.HeaderLen {
-		t.Errorf("HeaderLen %d, want the virtio-net header's %d", dev.HeaderLen(), vnet.HeaderLen)
+	if dev.Queues()[0].HeaderLen() != vnet.HeaderLen {
+		t.Errorf("HeaderLen %d, want the virtio-net header's %d", dev.Queues()[0].HeaderLen(), vnet.HeaderLen)
 	}
 	for _, opts := range [][]Option{{TAP()}, {PacketInfo()}} {
 		if err := createErrIn(ns, "10.82.1.1/24", append(opts, Offloads(AllOffloads))...); !errors.Is(err, ErrInvalidArgument) {
@@ -283,14 +283,14 @@ func TestOffloadRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Do(func() {
-		_, err := dev.RecvBatch([][]byte{make([]byte, 2000)}, []int{0}, vnet.HeaderLen)
+		_, err := dev.Queues()[0].RecvBatch([][]byte{make([]byte, 2000)}, []int{0}, vnet.HeaderLen)
 		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "65535") {
 			t.Errorf("small buffer: %v", err)
 		}
-		if _, err := dev.RecvBatch([][]byte{make([]byte, 70000)}, []int{0}, 4); !errors.Is(err, ErrInvalidArgument) {
+		if _, err := dev.Queues()[0].RecvBatch([][]byte{make([]byte, 70000)}, []int{0}, 4); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("offset below the header: %v", err)
 		}
-		if _, err := dev.Recv(make([]byte, 2000)); err == nil || !strings.Contains(err.Error(), "RecvBatch") {
+		if _, err := dev.Queues()[0].Recv(make([]byte, 2000)); err == nil || !strings.Contains(err.Error(), "RecvBatch") {
 			t.Errorf("Recv on a device with offloads: %v", err)
 		}
 		if _, _, err := plain.Queues()[0].RecvGSO(make([]byte, MaxPacket)); err == nil || !strings.Contains(err.Error(), "without offloads") {
