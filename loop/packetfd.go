@@ -507,7 +507,7 @@ func (p *PacketFD) clearIovecs(k int) {
 // may skip it and go on).
 //
 // With a Codec the packets go out in the writes Codec.Encode groups them
-// into, one writev each; n counts the packets of the writes done, and a
+// into, one writev each, their headers apart (offset needs no headroom); n counts the packets of the writes done, and a
 // packet with no byte after offset ends the batch (the ones before it are
 // sent). Loop-only.
 func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
@@ -515,11 +515,12 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if p.codec != nil {
+		// The codec's writes carry their headers apart: no headroom needed.
+		return p.sendCodec(l, bufs, offset)
+	}
 	if offset < p.hdrLen {
 		return 0, &OpError{Op: "sendbatch: offset " + itoa(offset) + " leaves no room for the " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: errInvalid}
-	}
-	if p.codec != nil {
-		return p.sendCodec(l, bufs, offset)
 	}
 	start := offset - p.hdrLen
 	var bytes uint64
