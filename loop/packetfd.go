@@ -241,8 +241,8 @@ func (p *PacketFD) HeaderLen() int { return p.hdrLen }
 // Recv reads one packet into b and returns its length (the framing header,
 // if any, is stripped). With a Codec it is one read as it is, a
 // super-packet whole (pass-through), counted as Codec.Count says; the
-// packets a Codec keeps are RecvBatch's. b should hold the largest packet (the MTU):
-// the kernel truncates a longer one. An empty b is refused (an OpError
+// packets a Codec keeps are RecvBatch's. b should hold the largest packet
+// (the MTU): the kernel truncates a longer one. An empty b is refused (an OpError
 // wrapping unix.EINVAL, nothing read or counted): a read of 0 bytes takes no
 // packet. When no packet is waiting, or the budget for this round is spent,
 // it returns ErrWouldBlock and arms the readiness callback. Loop-only.
