@@ -311,7 +311,8 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 	const nbufs, segs, size = 4, 30, 100
 	var mu sync.Mutex
 	var payloads [][]byte
-	var calls, errs int
+	var calls, errs, packets, bytes int
+	before := l.Stats()
 	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
 	for i := range bufs {
 		bufs[i] = make([]byte, vnet.HeaderLen+MaxPacket)
@@ -329,7 +330,9 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 				return
 			}
 			calls++
+			packets += n
 			for i := range n {
+				bytes += sizes[i]
 				pkt := bufs[i][vnet.HeaderLen : vnet.HeaderLen+sizes[i]]
 				if len(pkt) >= 28 && pkt[0]>>4 == 4 && pkt[9] == unix.IPPROTO_UDP && binary.BigEndian.Uint16(pkt[22:]) == 9 {
 					if int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) || int(binary.BigEndian.Uint16(pkt[24:])) != len(pkt)-20 || vnet.Checksum(pkt[:20], 0) != 0xffff {
@@ -396,6 +399,20 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 	if calls < 2*segs/nbufs {
 		t.Errorf("%d calls for %d datagrams in %d buffers", calls, 2*segs, nbufs)
 	}
+	// The loop counts packets handed out, not reads: each segment of a
+	// super-packet is one, with its own headers.
+	mu.Unlock()
+	if err := l.Do(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		s := l.Stats()
+		if in := s.PacketsIn - before.PacketsIn; in != uint64(packets) || s.BytesIn-before.BytesIn != uint64(bytes) {
+			t.Errorf("Stats: %d packets, %d bytes in; RecvBatch handed out %d, %d", in, s.BytesIn-before.BytesIn, packets, bytes)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock() // for the deferred Unlock
 }
 
 // A kernel that refuses USO in TUNSETOFFLOAD, or a coalesced write the
