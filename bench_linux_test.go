@@ -81,13 +81,13 @@ func BenchmarkTUNForward(b *testing.B) {
 		l.Do(func() {
 			for done := 0; done < b.N; done += batch {
 				n := min(batch, b.N-done)
-				sent, err := dev.SendBatch(pkts[:n], 0)
+				sent, err := dev.Queues()[0].SendBatch(pkts[:n], 0)
 				if err != nil {
 					b.Error(err)
 					return
 				}
 				for got, tries := 0, 0; got < sent && tries < 1000; tries++ {
-					k, err := dev.RecvBatch(in[:sent-got], sizes, 0)
+					k, err := dev.Queues()[0].RecvBatch(in[:sent-got], sizes, 0)
 					if err == nil {
 						got += k
 					}
@@ -106,7 +106,7 @@ func BenchmarkTUNForward(b *testing.B) {
 	})
 	b.Run("netpoll", func(b *testing.B) {
 		dev, pkts := forwardingDevice(b)
-		fd, err := unix.Dup(dev.Fd())
+		fd, err := unix.Dup(dev.Queues()[0].Fd())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func BenchmarkTUNEcho(b *testing.B) {
 	})
 	b.Run("netpoll", func(b *testing.B) {
 		ns, dev := setup(b)
-		fd, err := unix.Dup(dev.Fd())
+		fd, err := unix.Dup(dev.Queues()[0].Fd())
 		if err != nil {
 			b.Fatal(err)
 		}

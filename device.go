@@ -24,9 +24,8 @@ var ErrNotOwner = loop.ErrNotOwner
 var errNotAttached error = &Error{Op: "io", Err: errors.Join(loop.ErrNotOwner, errors.New("the queue is attached to no loop (call Attach)"))}
 
 // Device is a TUN or TAP device this process holds: one Queue per file
-// descriptor. Its methods are safe from any goroutine unless they say they
-// are loop-only: the I/O methods, which act on the first queue and must run
-// on the thread of the loop that owns it (see Attach).
+// descriptor, which does the I/O (Queues). Its methods are safe from any
+// goroutine unless they say they are loop-only (Handoff).
 type Device struct {
 	name   string
 	index  int
@@ -80,10 +79,6 @@ func (d *Device) OffloadNotes() []string { return append([]string(nil), d.offloa
 // with Queues(n)). The slice is a copy.
 func (d *Device) Queues() []*Queue { return append([]*Queue(nil), d.queues...) }
 
-// Fd is the first queue's file descriptor, for callers who want it raw. The
-// Device keeps ownership: do not close it.
-func (d *Device) Fd() int { return d.queues[0].fd }
-
 // Fds are every queue's file descriptor, first queue first. The Device
 // keeps ownership.
 func (d *Device) Fds() []int {
@@ -131,35 +126,6 @@ func (d *Device) AttachEach(loops []*loop.Loop, onReady ReadyFunc) error {
 	return nil
 }
 
-// Loop is the loop that owns the first queue, or nil.
-func (d *Device) Loop() *loop.Loop { return d.queues[0].Loop() }
-
-// Recv reads one packet from the first queue. See Queue.Recv. Loop-only.
-func (d *Device) Recv(b []byte) (int, error) { return d.queues[0].Recv(b) }
-
-// RecvBatch reads packets from the first queue. See Queue.RecvBatch.
-// Loop-only.
-func (d *Device) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
-	return d.queues[0].RecvBatch(bufs, sizes, offset)
-}
-
-// Send writes one packet to the first queue. See Queue.Send. Loop-only.
-func (d *Device) Send(parts ...[]byte) error { return d.queues[0].Send(parts...) }
-
-// SendBatch writes packets to the first queue. See Queue.SendBatch.
-// Loop-only.
-func (d *Device) SendBatch(bufs [][]byte, offset int) (int, error) {
-	return d.queues[0].SendBatch(bufs, offset)
-}
-
-// Cancel disarms the first queue's readiness callback for ev; the device
-// stays open and usable. Loop-only.
-func (d *Device) Cancel(ev loop.Events) error { return d.queues[0].Cancel(ev) }
-
-// Notify arms the first queue's readiness callback for ev and has the loop
-// check at once. Loop-only.
-func (d *Device) Notify(ev loop.Events) error { return d.queues[0].Notify(ev) }
-
 // Handoff gives every queue to another loop (Tundra's
 // controlling_process/2). It must be called on the loop that owns them. See
 // Queue.Handoff. Loop-only.
@@ -171,11 +137,6 @@ func (d *Device) Handoff(to *loop.Loop, onReady ReadyFunc) error {
 	}
 	return nil
 }
-
-// HeaderLen is the per-packet header the device's queues carry (the PI
-// header of a device created with PacketInfo), which RecvBatch and
-// SendBatch keep in the headroom before offset.
-func (d *Device) HeaderLen() int { return d.queues[0].HeaderLen() }
 
 // Close closes every queue, on its loop if it is attached to one. A
 // non-persistent device then disappears. Idempotent; safe from any

@@ -27,8 +27,8 @@ func TestOffloadsNegotiated(t *testing.T) {
 	if d := details(t, ns, "tdroff"); !d.LinkInfo.Data.VnetHdr {
 		t.Errorf("ip -d: %+v, want vnet_hdr", d.LinkInfo.Data)
 	}
-	if dev.HeaderLen() != vnet.HeaderLen {
-		t.Errorf("HeaderLen %d, want the virtio-net header's %d", dev.HeaderLen(), vnet.HeaderLen)
+	if dev.Queues()[0].HeaderLen() != vnet.HeaderLen {
+		t.Errorf("HeaderLen %d, want the virtio-net header's %d", dev.Queues()[0].HeaderLen(), vnet.HeaderLen)
 	}
 	for _, opts := range [][]Option{{TAP()}, {PacketInfo()}} {
 		if err := createErrIn(ns, "10.82.1.1/24", append(opts, Offloads(AllOffloads))...); !errors.Is(err, ErrInvalidArgument) {
@@ -283,14 +283,14 @@ func TestOffloadRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Do(func() {
-		_, err := dev.RecvBatch([][]byte{make([]byte, 2000)}, []int{0}, vnet.HeaderLen)
+		_, err := dev.Queues()[0].RecvBatch([][]byte{make([]byte, 2000)}, []int{0}, vnet.HeaderLen)
 		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "65535") {
 			t.Errorf("small buffer: %v", err)
 		}
-		if _, err := dev.RecvBatch([][]byte{make([]byte, 70000)}, []int{0}, 4); !errors.Is(err, ErrInvalidArgument) {
+		if _, err := dev.Queues()[0].RecvBatch([][]byte{make([]byte, 70000)}, []int{0}, 4); !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("offset below the header: %v", err)
 		}
-		if _, err := dev.Recv(make([]byte, 2000)); err == nil || !strings.Contains(err.Error(), "RecvBatch") {
+		if _, err := dev.Queues()[0].Recv(make([]byte, 2000)); err == nil || !strings.Contains(err.Error(), "RecvBatch") {
 			t.Errorf("Recv on a device with offloads: %v", err)
 		}
 		if _, _, err := plain.Queues()[0].RecvGSO(make([]byte, MaxPacket)); err == nil || !strings.Contains(err.Error(), "without offloads") {
@@ -311,7 +311,8 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 	const nbufs, segs, size = 4, 30, 100
 	var mu sync.Mutex
 	var payloads [][]byte
-	var calls, errs int
+	var calls, errs, packets, bytes int
+	before := l.Stats()
 	bufs, sizes := make([][]byte, nbufs), make([]int, nbufs)
 	for i := range bufs {
 		bufs[i] = make([]byte, vnet.HeaderLen+MaxPacket)
@@ -329,7 +330,9 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 				return
 			}
 			calls++
+			packets += n
 			for i := range n {
+				bytes += sizes[i]
 				pkt := bufs[i][vnet.HeaderLen : vnet.HeaderLen+sizes[i]]
 				if len(pkt) >= 28 && pkt[0]>>4 == 4 && pkt[9] == unix.IPPROTO_UDP && binary.BigEndian.Uint16(pkt[22:]) == 9 {
 					if int(binary.BigEndian.Uint16(pkt[2:])) != len(pkt) || int(binary.BigEndian.Uint16(pkt[24:])) != len(pkt)-20 || vnet.Checksum(pkt[:20], 0) != 0xffff {
@@ -396,6 +399,20 @@ func TestOffloadSuperPacketOverManyCalls(t *testing.T) {
 	if calls < 2*segs/nbufs {
 		t.Errorf("%d calls for %d datagrams in %d buffers", calls, 2*segs, nbufs)
 	}
+	// The loop counts packets handed out, not reads: each segment of a
+	// super-packet is one, with its own headers.
+	mu.Unlock()
+	if err := l.Do(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		s := l.Stats()
+		if in := s.PacketsIn - before.PacketsIn; in != uint64(packets) || s.BytesIn-before.BytesIn != uint64(bytes) {
+			t.Errorf("Stats: %d packets, %d bytes in; RecvBatch handed out %d, %d", in, s.BytesIn-before.BytesIn, packets, bytes)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock() // for the deferred Unlock
 }
 
 // A kernel that refuses USO in TUNSETOFFLOAD, or a coalesced write the

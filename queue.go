@@ -28,6 +28,12 @@ type Queue struct {
 	vn      vnetState    // the offload path, when the device has offloads
 
 	p atomic.Pointer[loop.PacketFD] // nil until attached
+	// codec is the virtio-net codec of a queue with offloads, made at the
+	// first Attach; its state is the attached PacketFD's (loop-only).
+	codec *vnet.Codec
+	// keepFD makes the PacketFD's close leave the descriptor open: an
+	// Attach rolled back (detach) leaves the queue unattached, not closed.
+	keepFD atomic.Bool
 
 	// mu orders Attach and Close; it is never held while waiting for a
 	// loop, so a loop callback can always take it.
@@ -45,7 +51,7 @@ func (q *Queue) Fd() int { return q.fd }
 // or the virtio-net header of a device with offloads); RecvBatch and
 // SendBatch need at least this much headroom.
 func (q *Queue) HeaderLen() int {
-	if q.vn.co != nil {
+	if q.offloads() {
 		return vnet.HeaderLen
 	}
 	if q.framer == nil {
@@ -61,10 +67,20 @@ func (q *Queue) Attach(l *loop.Loop, onReady ReadyFunc) error {
 	if onReady == nil {
 		return &Error{Op: "attach", Name: q.dev.name, Arg: "onReady", Err: invalid{errorString("nil callback")}}
 	}
+	q.mu.Lock()
+	framer := q.framer
+	if q.offloads() {
+		// The offload path is the loop's, through the virtio-net codec.
+		if q.codec == nil {
+			q.codec = vnet.NewCodec(q.vn.co)
+		}
+		framer = q.codec
+	}
+	q.mu.Unlock()
 	p, err := loop.NewPacketFD(q.fd, loop.PacketConfig{
-		Framer:  q.framer,
+		Framer:  framer,
 		OnReady: q.adapt(onReady),
-		Close:   q.closeFD,
+		Close:   q.closePacket,
 	})
 	if err != nil {
 		return &Error{Op: "attach", Name: q.dev.name, Err: err}
@@ -99,17 +115,33 @@ func (q *Queue) adapt(onReady ReadyFunc) loop.ReadyFunc {
 	return func(_ *loop.PacketFD, ev loop.Events) { onReady(q, ev) }
 }
 
+// offloads reports whether the queue reads and writes the virtio-net
+// header (the device was created with offloads the kernel agreed to).
+func (q *Queue) offloads() bool { return q.vn.co != nil }
+
+// closePacket is the PacketFD's Close: it closes the descriptor, unless an
+// Attach is being rolled back.
+func (q *Queue) closePacket() error {
+	if q.keepFD.Load() {
+		return nil
+	}
+	return q.closeFD()
+}
+
 // detach undoes an Attach that a multi-queue Attach must roll back: the
 // descriptor leaves the loop without being closed.
 func (q *Queue) detach() {
+	q.mu.Lock()
 	p := q.p.Swap(nil)
+	if p != nil {
+		q.keepFD.Store(true)
+	}
+	q.mu.Unlock()
 	if p == nil {
 		return
 	}
-	// Release, not Close: the descriptor stays the queue's, unattached.
-	if l := p.Loop(); l != nil {
-		_ = l.Do(func() { _ = p.Release() })
-	}
+	_ = p.Close() // closes the PacketFD, not the descriptor (keepFD)
+	q.keepFD.Store(false)
 }
 
 // Loop is the owning loop, or nil when unattached (or while handed off).
@@ -127,7 +159,7 @@ func (q *Queue) Loop() *loop.Loop {
 // packet waiting (or this round's budget spent) it returns ErrWouldBlock
 // and arms the readiness callback. Loop-only.
 func (q *Queue) Recv(b []byte) (int, error) {
-	if q.vn.co != nil {
+	if q.offloads() {
 		return 0, errRecvOffloads
 	}
 	p := q.p.Load()
@@ -154,53 +186,52 @@ func (q *Queue) Recv(b []byte) (int, error) {
 // segments than the buffers left is kept and handed out over the next
 // calls (the callback runs again), never dropped. Loop-only.
 func (q *Queue) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
-	if q.vn.co != nil {
-		return q.recvVnet(bufs, sizes, offset)
-	}
 	p := q.p.Load()
 	if p == nil {
 		return 0, errNotAttached
 	}
 	n, err := p.RecvBatch(bufs, sizes, offset)
 	if loopRefused(err) {
-		// The loop refused a buffer with no room before reading anything;
-		// said here in this package's terms. Looked for only on this
-		// path, so that the packet path pays nothing for it.
-		for i, b := range bufs {
-			if len(b) <= offset {
-				return 0, q.noRoom("recv", i, len(b), offset)
-			}
+		// The loop refused an argument before reading anything; said here
+		// in this package's terms. Looked for only on this path, so that
+		// the packet path pays nothing for it.
+		if rerr := q.refusedRecv(bufs, sizes, offset); rerr != nil {
+			return 0, rerr
 		}
 	}
 	return n, err
 }
 
+// refusedRecv names the RecvBatch argument the loop refused, or returns
+// nil if none is at fault (the kernel's EINVAL).
+func (q *Queue) refusedRecv(bufs [][]byte, sizes []int, offset int) error {
+	if hl := q.HeaderLen(); offset < hl {
+		return &Error{Op: "recv", Name: q.dev.name, Arg: "offset", Err: invalid{fmt.Errorf("%d leaves no room for the %d-byte header", offset, hl)}}
+	}
+	if len(sizes) < len(bufs) {
+		return &Error{Op: "recv", Name: q.dev.name, Arg: "sizes", Err: invalid{fmt.Errorf("%d sizes for %d buffers", len(sizes), len(bufs))}}
+	}
+	for i, b := range bufs {
+		if len(b) <= offset {
+			return q.noRoom("recv", i, len(b), offset)
+		}
+		if q.offloads() && len(b) < offset+MaxPacket {
+			return &Error{Op: "recv", Name: q.dev.name, Arg: "bufs", Err: invalid{fmt.Errorf("buffer %d holds %d bytes: a queue with offloads needs offset+%d (%d) in each", i, len(b), MaxPacket, offset+MaxPacket)}}
+		}
+	}
+	return nil
+}
+
 // Send writes one packet made of parts with a single writev and no copy;
 // the PI header, if the device has one, goes in its own iovec, chosen from
-// the packet's IP version. A packet of no byte is refused (an error wrapping
-// ErrInvalidArgument). ErrWouldBlock arms Writable. Loop-only.
+// the packet's IP version (with offloads: a zero virtio-net header, so the
+// kernel checks it as any packet). A packet of no byte is refused (an
+// error wrapping ErrInvalidArgument). ErrWouldBlock arms Writable.
+// Loop-only.
 func (q *Queue) Send(parts ...[]byte) error {
 	p := q.p.Load()
 	if p == nil {
 		return errNotAttached
-	}
-	if q.vn.co != nil {
-		// q.vn.parts is loop-only: check before touching it.
-		if err := p.CheckOwner(); err != nil {
-			return err
-		}
-		if empty(parts) {
-			return q.emptyPacket(len(parts))
-		}
-		// A single packet behind a zero virtio-net header: the kernel
-		// checks it as it would any packet.
-		q.vn.parts = append(append(q.vn.parts[:0], q.vn.zero[:]), parts...)
-		err := p.Send(q.vn.parts...)
-		clear(q.vn.parts)
-		if err == nil {
-			p.Account(0, 0, 0, -vnet.HeaderLen) // Send counted the header too
-		}
-		return err
 	}
 	err := p.Send(parts...)
 	if loopRefused(err) && empty(parts) {
@@ -214,11 +245,10 @@ func (q *Queue) Send(parts ...[]byte) error {
 // of packets written; with an error, bufs[n] is the packet that failed
 // (ErrWouldBlock: retry later; another error: the kernel refused that
 // packet, or it holds no byte after offset and wraps ErrInvalidArgument;
-// skip it). Loop-only.
+// skip it). With offloads, packets of one flow are merged into
+// super-packets by the kernel's GRO rules and each written with one
+// writev, payloads in place. Loop-only.
 func (q *Queue) SendBatch(bufs [][]byte, offset int) (int, error) {
-	if q.vn.co != nil {
-		return q.sendVnet(bufs, offset)
-	}
 	p := q.p.Load()
 	if p == nil {
 		return 0, errNotAttached

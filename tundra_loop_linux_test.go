@@ -124,7 +124,7 @@ func TestDeviceLoopExchange(t *testing.T) {
 			if err := dev.Attach(l, onReady); err != nil {
 				t.Fatal(err)
 			}
-			if dev.Loop() != l {
+			if dev.Queues()[0].Loop() != l {
 				t.Fatal("Loop() is not the loop attached to")
 			}
 			local := netip.MustParsePrefix(tc.addr).Addr()
@@ -137,7 +137,7 @@ func TestDeviceLoopExchange(t *testing.T) {
 				t.Fatal(err)
 			}
 			var sendErr error
-			if err := l.Do(func() { sendErr = dev.Send(pkt[:7], pkt[7:30], pkt[30:]) }); err != nil || sendErr != nil {
+			if err := l.Do(func() { sendErr = dev.Queues()[0].Send(pkt[:7], pkt[7:30], pkt[30:]) }); err != nil || sendErr != nil {
 				t.Fatalf("Send: %v, %v", err, sendErr)
 			}
 			sock.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -166,7 +166,7 @@ func TestDeviceLoopExchange(t *testing.T) {
 				batch[i] = append(make([]byte, offset), p...)
 			}
 			var sent int
-			if err := l.Do(func() { sent, sendErr = dev.SendBatch(batch, offset) }); err != nil || sendErr != nil || sent != 2 {
+			if err := l.Do(func() { sent, sendErr = dev.Queues()[0].SendBatch(batch, offset) }); err != nil || sendErr != nil || sent != 2 {
 				t.Fatalf("SendBatch: %d, %v, %v", sent, err, sendErr)
 			}
 			for i := range 2 {
@@ -195,12 +195,12 @@ func TestDeviceLoopKernelRefusal(t *testing.T) {
 	good, _ := packet.UDP(netip.MustParseAddrPort("[fd22::2]:1"), netip.MustParseAddrPort("[fd22::1]:9"), []byte("ok"))
 	var n int
 	var err error
-	l.Do(func() { n, err = dev.SendBatch([][]byte{good, bad, good}, 0) })
+	l.Do(func() { n, err = dev.Queues()[0].SendBatch([][]byte{good, bad, good}, 0) })
 	if n != 1 || !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("SendBatch: %d, %v; want 1 written, then EINVAL for the version-0 packet", n, err)
 	}
 	t.Logf("version-0 packet: %v", err)
-	l.Do(func() { n, err = dev.SendBatch([][]byte{good}, 0) })
+	l.Do(func() { n, err = dev.Queues()[0].SendBatch([][]byte{good}, 0) })
 	if n != 1 || err != nil {
 		t.Fatalf("after a refusal: %d, %v", n, err)
 	}
@@ -211,7 +211,7 @@ func TestDeviceIOOwnership(t *testing.T) {
 	ns := netnstest.New(t)
 	dev := createIn(t, ns, "10.23.0.1/24")
 	buf := make([]byte, 64)
-	_, err := dev.Recv(buf)
+	_, err := dev.Queues()[0].Recv(buf)
 	if !errors.Is(err, ErrNotOwner) || !strings.Contains(err.Error(), "attached to no loop") {
 		t.Errorf("Recv unattached: %v", err)
 	}
@@ -222,17 +222,17 @@ func TestDeviceIOOwnership(t *testing.T) {
 	if err := dev.Attach(l, func(*Queue, loop.Events) {}); err == nil || !strings.Contains(err.Error(), "already attached") {
 		t.Errorf("second Attach: %v", err)
 	}
-	if _, err := dev.Recv(buf); !errors.Is(err, ErrNotOwner) {
+	if _, err := dev.Queues()[0].Recv(buf); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Recv off the loop: %v, want ErrNotOwner", err)
 	}
-	if err := dev.Send(buf); !errors.Is(err, ErrNotOwner) {
+	if err := dev.Queues()[0].Send(buf); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Send off the loop: %v, want ErrNotOwner", err)
 	}
 	l.Do(func() {
 		// The kernel may have sent IPv6 solicitations already: drain them.
 		var err error
 		for range 100 {
-			if _, err = dev.Recv(buf); err != nil {
+			if _, err = dev.Queues()[0].Recv(buf); err != nil {
 				break
 			}
 		}

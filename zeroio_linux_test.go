@@ -59,7 +59,7 @@ func TestZeroLengthIORefused(t *testing.T) {
 					bufs[i] = make([]byte, off+2048)
 				}
 				for { // drain what the kernel sent when the link came up
-					if _, err := dev.RecvBatch(bufs, sizes, off); err != nil {
+					if _, err := dev.Queues()[0].RecvBatch(bufs, sizes, off); err != nil {
 						if !errors.Is(err, ErrWouldBlock) {
 							t.Errorf("RecvBatch on a drained device: %v, want ErrWouldBlock", err)
 						}
@@ -71,7 +71,7 @@ func TestZeroLengthIORefused(t *testing.T) {
 				for i := range empty {
 					empty[i] = make([]byte, off)
 				}
-				n, err := dev.RecvBatch(empty, sizes, off)
+				n, err := dev.Queues()[0].RecvBatch(empty, sizes, off)
 				if n != 0 {
 					t.Errorf("RecvBatch of 64 empty buffers: n = %d", n)
 				}
@@ -80,15 +80,15 @@ func TestZeroLengthIORefused(t *testing.T) {
 				_, err = q.RecvBatch(bufs, sizes, off)
 				refusedArg(t, l, "RecvBatch with buffer 3 empty", before, err, "buffer 3 ")
 				for _, b := range [][]byte{nil, {}} {
-					n, err := dev.Recv(b)
+					n, err := dev.Queues()[0].Recv(b)
 					if n != 0 {
 						t.Errorf("Recv of an empty buffer: n = %d", n)
 					}
 					refusedArg(t, l, "Recv of an empty buffer", before, err, "buffer 0 ")
 				}
-				refusedArg(t, l, "Send()", before, dev.Send(), "empty packet")
+				refusedArg(t, l, "Send()", before, dev.Queues()[0].Send(), "empty packet")
 				refusedArg(t, l, "Send(nil, {})", before, q.Send(nil, []byte{}), "empty packet")
-				n, err = dev.SendBatch([][]byte{framed, framed[:off], framed}, off)
+				n, err = dev.Queues()[0].SendBatch([][]byte{framed, framed[:off], framed}, off)
 				if n != 1 || !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "buffer 1 ") {
 					t.Errorf("SendBatch with buffer 1 empty: %d, %v; want 1 sent, then buffer 1 refused", n, err)
 				}

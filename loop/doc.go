@@ -46,6 +46,16 @@
 // goroutine with it (a single load of the runtime's per-thread g pointer on
 // amd64 and arm64).
 //
+// # Codecs
+//
+// A PacketFD's Framer adds a header per packet. A Framer that is also a
+// Codec (the virtio-net header of a TUN device with offloads, vnet.Codec)
+// turns one read into several packets and several packets into one write;
+// the PacketFD drives it, counts packets rather than reads in Stats, and
+// hands out what a read brought beyond the caller's buffers on the next
+// RecvBatch, having the callback run again for it. UDP GRO's kept
+// segments follow the same rule.
+//
 // # UDP
 //
 // On Linux, AttachUDP puts a UDP socket on a loop as a UDPConn, with the

@@ -8,19 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Framer adds the per-packet header that some descriptors carry in front
-// of each packet: the Linux TUN packet-information header, macOS utun's
-// address-family header. The loop never interprets it; it reserves room for
-// it and strips it on receive.
-type Framer interface {
-	// HeaderLen is the header's fixed length in bytes.
-	HeaderLen() int
-	// PutHeader writes the header for packet into hdr (HeaderLen bytes).
-	// packet holds at least the packet's first byte. It is called on the
-	// loop's thread and must not keep either slice.
-	PutHeader(hdr, packet []byte) error
-}
-
 // ReadyFunc is a PacketFD's readiness callback (Tundra's
 // {:"$socket", dev, :select, handle}). It runs on the owning loop's thread,
 // once per arming: an I/O call that returns ErrWouldBlock arms it, and it is
@@ -29,7 +16,8 @@ type ReadyFunc func(p *PacketFD, ev Events)
 
 // PacketConfig describes a packet descriptor to attach to a loop.
 type PacketConfig struct {
-	// Framer adds and strips a per-packet header; nil for none.
+	// Framer adds and strips a per-packet header; nil for none. One that
+	// is also a Codec splits reads and merges writes too.
 	Framer Framer
 	// OnReady is the readiness callback. Required.
 	OnReady ReadyFunc
@@ -60,6 +48,7 @@ const maxHeader = 64
 type PacketFD struct {
 	fd      int
 	framer  Framer
+	codec   Codec // framer, when it is a Codec
 	hdrLen  int
 	closeFn func() error
 	budget  int
@@ -82,8 +71,14 @@ type PacketFD struct {
 	round   uint64
 	used    int
 	iov     [MaxSendParts + 1]unix.Iovec
-	rhdr    [maxHeader]byte
-	shdr    [maxHeader]byte
+	// kept: the codec keeps packets of a read for the next RecvBatch.
+	kept bool
+	// deferred is an error a codec RecvBatch met after it had packets to
+	// return: the next call returns it, so that packets and an error
+	// never come back together.
+	deferred error
+	rhdr     [maxHeader]byte
+	shdr     [maxHeader]byte
 }
 
 // NewPacketFD wraps the non-blocking descriptor fd for a loop, without
@@ -102,6 +97,7 @@ func NewPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
 		if p.hdrLen < 0 || p.hdrLen > maxHeader {
 			return nil, &OpError{Op: "attach: framer header length " + itoa(p.hdrLen) + " outside 0.." + itoa(maxHeader), Fd: fd, Err: errInvalid}
 		}
+		p.codec, _ = p.framer.(Codec)
 	}
 	return p, nil
 }
@@ -202,15 +198,6 @@ func (p *PacketFD) dispatch(ev Events) {
 	p.onReady(p, deliver)
 }
 
-// CheckOwner returns nil when called on the owning loop's goroutine, and
-// otherwise the error I/O would return: ErrNotOwner, or ErrClosed once
-// the PacketFD is closed. For layers above that keep loop-only state of
-// their own and must not touch it from elsewhere. Any goroutine.
-func (p *PacketFD) CheckOwner() error {
-	_, err := p.owned()
-	return err
-}
-
 // owned returns the owning loop if the caller runs on it.
 func (p *PacketFD) owned() (*Loop, error) {
 	l := p.owner.Load()
@@ -252,8 +239,10 @@ func (p *PacketFD) Loop() *Loop { return p.owner.Load() }
 func (p *PacketFD) HeaderLen() int { return p.hdrLen }
 
 // Recv reads one packet into b and returns its length (the framing header,
-// if any, is stripped). b should hold the largest packet (the MTU):
-// the kernel truncates a longer one. An empty b is refused (an OpError
+// if any, is stripped). With a Codec it is one read as it is, a
+// super-packet whole (pass-through), counted as Codec.Count says; the
+// packets a Codec keeps are RecvBatch's. b should hold the largest packet
+// (the MTU): the kernel truncates a longer one. An empty b is refused (an OpError
 // wrapping unix.EINVAL, nothing read or counted): a read of 0 bytes takes no
 // packet. When no packet is waiting, or the budget for this round is spent,
 // it returns ErrWouldBlock and arms the readiness callback. Loop-only.
@@ -290,43 +279,12 @@ func (p *PacketFD) Recv(b []byte) (int, error) {
 	}
 	n -= p.hdrLen
 	p.used++
-	l.st.packetsIn.add(1)
-	l.st.bytesIn.add(uint64(n))
-	return n, nil
-}
-
-// RecvParts reads one packet with a single readv into head and then body,
-// for callers that keep a header of their own apart from the packet (the
-// PacketFD's framer, if any, is not used). It returns the bytes that landed
-// in body; a packet shorter than head is an error, and so is an empty
-// body (refused before reading, as Recv refuses an empty b). Loop-only.
-func (p *PacketFD) RecvParts(head, body []byte) (int, error) {
-	l, err := p.owned()
-	if err != nil {
-		return 0, err
+	packets, bytes := 1, n
+	if p.codec != nil {
+		packets, bytes = p.codec.Count(p.rhdr[:p.hdrLen], b[:n], n)
 	}
-	if len(body) == 0 {
-		return 0, &OpError{Op: "recv: buffer 0 has no room for a packet after the " + itoa(len(head)) + "-byte header", Fd: p.fd, Err: errInvalid}
-	}
-	if p.allowance(l) <= 0 {
-		p.yield(l)
-		return 0, ErrWouldBlock
-	}
-	setIovec(&p.iov[0], head)
-	setIovec(&p.iov[1], body)
-	n, errno := readvFD(p.fd, p.iov[:2])
-	p.iov[0], p.iov[1] = unix.Iovec{}, unix.Iovec{}
-	l.st.syscalls.add(1)
-	if errno != 0 {
-		return 0, p.readError(l, errno)
-	}
-	if n < len(head) {
-		return 0, &OpError{Op: "readv: packet shorter than its " + itoa(len(head)) + "-byte header", Fd: p.fd, Err: io.ErrUnexpectedEOF}
-	}
-	n -= len(head)
-	p.used++
-	l.st.packetsIn.add(1)
-	l.st.bytesIn.add(uint64(n))
+	l.st.packetsIn.add(uint64(packets))
+	l.st.bytesIn.add(uint64(bytes))
 	return n, nil
 }
 
@@ -347,9 +305,14 @@ func (p *PacketFD) readError(l *Loop, errno unix.Errno) error {
 // readiness callback is armed, so the caller may simply return. With no
 // packet at all it returns 0 and ErrWouldBlock. It never returns packets
 // together with an error: a failure after some packets is reported by the
-// next call. Every buffer must hold at least one byte after offset: one
-// that does not is refused before anything is read, with an OpError
-// wrapping unix.EINVAL that names its index. Loop-only.
+// next call. Every buffer must hold at least one byte after offset (with
+// a Codec, Codec.Room bytes): one that does not is refused before anything
+// is read, with an OpError wrapping unix.EINVAL that names its index.
+//
+// With a Codec each read is laid out as the packets it carries over the
+// buffers from the one it landed in; what does not fit is kept and handed
+// out first by the next calls, the readiness callback running again
+// meanwhile. The round's budget counts reads. Loop-only.
 func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error) {
 	l, err := p.owned()
 	if err != nil {
@@ -366,10 +329,17 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 	// the short count for "ran dry" would wait for a callback never armed.
 	// A buffer with no byte after offset would read 0 bytes without taking
 	// a packet, and report a packet that never came.
+	room := 1
+	if p.codec != nil {
+		room = p.codec.Room()
+	}
 	for i, b := range bufs {
-		if len(b) <= offset {
+		if len(b) < offset+room {
 			return 0, p.noRoom("recvbatch", i, len(b), offset)
 		}
+	}
+	if p.codec != nil {
+		return p.recvCodec(l, bufs, sizes, offset)
 	}
 	allow := p.allowance(l)
 	if allow <= 0 {
@@ -432,11 +402,46 @@ func (p *PacketFD) Send(parts ...[]byte) error {
 		// A write of nothing (or of the header alone) sends no packet.
 		return &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
 	}
-	k, total, hdrIov := 0, 0, 0
 	if p.hdrLen > 0 {
 		if err := p.framer.PutHeader(p.shdr[:p.hdrLen], first); err != nil {
 			return &OpError{Op: "send: framing", Fd: p.fd, Err: err}
 		}
+	}
+	return p.sendParts(l, first, parts)
+}
+
+// SendHeader is Send with hdr, HeaderLen bytes, as the packet's header in
+// place of the one the Framer would write: for a packet passed through
+// from another descriptor with its header (a super-packet between two TUN
+// devices with offloads). A Codec still counts what it carries. hdr is
+// copied. Loop-only.
+func (p *PacketFD) SendHeader(hdr []byte, parts ...[]byte) error {
+	l, err := p.owned()
+	if err != nil {
+		return err
+	}
+	if len(hdr) != p.hdrLen {
+		return &OpError{Op: "send: header of " + itoa(len(hdr)) + " bytes, want " + itoa(p.hdrLen), Fd: p.fd, Err: errInvalid}
+	}
+	var first []byte
+	for _, b := range parts {
+		if len(b) > 0 {
+			first = b
+			break
+		}
+	}
+	if first == nil {
+		return &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
+	}
+	copy(p.shdr[:p.hdrLen], hdr)
+	return p.sendParts(l, first, parts)
+}
+
+// sendParts writes p.shdr's header (if any) and parts with one writev;
+// first is the first part that is not empty.
+func (p *PacketFD) sendParts(l *Loop, first []byte, parts [][]byte) error {
+	k, total, hdrIov := 0, 0, 0
+	if p.hdrLen > 0 {
 		setIovec(&p.iov[0], p.shdr[:p.hdrLen])
 		k, hdrIov = 1, 1
 	}
@@ -461,8 +466,12 @@ func (p *PacketFD) Send(parts ...[]byte) error {
 	if n != total+p.hdrLen {
 		return &OpError{Op: "writev: short write of " + itoa(n) + " of " + itoa(total+p.hdrLen) + " bytes", Fd: p.fd, Err: io.ErrShortWrite}
 	}
-	l.st.packetsOut.add(1)
-	l.st.bytesOut.add(uint64(total))
+	packets, bytes := 1, total
+	if p.codec != nil {
+		packets, bytes = p.codec.Count(p.shdr[:p.hdrLen], first, total)
+	}
+	l.st.packetsOut.add(uint64(packets))
+	l.st.bytesOut.add(uint64(bytes))
 	return nil
 }
 
@@ -495,11 +504,20 @@ func (p *PacketFD) clearIovecs(k int) {
 // the packet that failed (ErrWouldBlock: not written now, Writable armed;
 // any other error: the kernel refused that packet, or it was refused before
 // the kernel saw it, being empty after offset (unix.EINVAL), and the caller
-// may skip it and go on). Loop-only.
+// may skip it and go on).
+//
+// With a Codec the packets go out in the writes Codec.Encode groups them
+// into, one writev each, their headers apart (offset needs no headroom); n counts the packets of the writes done, and a
+// packet with no byte after offset ends the batch (the ones before it are
+// sent). Loop-only.
 func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	l, err := p.owned()
 	if err != nil {
 		return 0, err
+	}
+	if p.codec != nil {
+		// The codec's writes carry their headers apart: no headroom needed.
+		return p.sendCodec(l, bufs, offset)
 	}
 	if offset < p.hdrLen {
 		return 0, &OpError{Op: "sendbatch: offset " + itoa(offset) + " leaves no room for the " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: errInvalid}
@@ -535,22 +553,6 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	l.st.packetsOut.add(uint64(i))
 	l.st.bytesOut.add(bytes)
 	return i, err
-}
-
-// Account corrects the loop's packet and byte counters for the last Recv
-// or Send, which counted one packet and the bytes it moved: a GSO
-// super-packet of n segments read or written with one call is n packets,
-// whose IP bytes (each segment's headers included) the caller knows. The
-// arguments are signed adjustments. Loop-only.
-func (p *PacketFD) Account(inPackets, inBytes, outPackets, outBytes int) {
-	l, err := p.owned()
-	if err != nil {
-		return
-	}
-	l.st.packetsIn.add(uint64(inPackets))
-	l.st.bytesIn.add(uint64(inBytes))
-	l.st.packetsOut.add(uint64(outPackets))
-	l.st.bytesOut.add(uint64(outBytes))
 }
 
 // Notify arms the readiness callback for ev and has the loop check the
@@ -670,25 +672,6 @@ func (p *PacketFD) closeOnLoopExit() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finish()
-}
-
-// Release detaches the PacketFD from its loop without closing the
-// descriptor, which belongs to the caller again; the PacketFD is then
-// closed (its I/O returns ErrClosed) and its Close function never runs.
-// Loop-only.
-func (p *PacketFD) Release() error {
-	l, err := p.owned()
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := l.unregister(p.h); err != nil {
-		return err
-	}
-	p.closed.Store(true)
-	p.owner.Store(nil)
-	return nil
 }
 
 // Close detaches the PacketFD from its loop and closes the descriptor (with

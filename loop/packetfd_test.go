@@ -640,26 +640,4 @@ func TestNewPacketFDLifecycle(t *testing.T) {
 	if err := unattached.Close(); err != nil || isOpen(c) {
 		t.Fatalf("Close unattached: %v, open %v", err, isOpen(c))
 	}
-
-	// Release hands the descriptor back open.
-	e, f := dgramPair(t)
-	closeLater(t, e, f)
-	r := attach(t, l, e, PacketConfig{OnReady: func(*PacketFD, Events) {}, Close: func() error {
-		t.Error("Close function ran after Release")
-		return nil
-	}})
-	if err := r.Release(); !errors.Is(err, ErrNotOwner) {
-		t.Errorf("Release off the loop: %v, want ErrNotOwner", err)
-	}
-	onLoop(t, l, func() {
-		if err := r.Release(); err != nil {
-			t.Errorf("Release: %v", err)
-		}
-	})
-	if !isOpen(e) {
-		t.Fatal("Release closed the descriptor")
-	}
-	if err := r.Close(); err != nil {
-		t.Errorf("Close after Release: %v", err)
-	}
 }

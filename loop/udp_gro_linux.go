@@ -30,7 +30,9 @@ func (m groMsg) segments() int {
 }
 
 // groPending holds segments that did not fit the caller's buffers, copied
-// out of them, for the next RecvBatch. It is rare (a call with fewer
+// out of them, for the next RecvBatch: the GRO counterpart of a Codec's
+// kept packets, under the same rule (PacketFD.keep: counted, the callback
+// requeued). It is rare (a call with fewer
 // buffers than the segments that arrived) and its slab is made on first
 // use and kept.
 type groPending struct {
@@ -151,8 +153,8 @@ func spread(msgs []groMsg, bufs [][]byte, sizes []int, addrs []netip.AddrPort, o
 // is spent). Called by RecvBatch with the checks done.
 func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.AddrPort, offset int) (int, error) {
 	p := u.p
-	if err := u.deferred; err != nil {
-		u.deferred = nil
+	if err := p.deferred; err != nil {
+		p.deferred = nil
 		return 0, err
 	}
 	for i := range bufs {
@@ -177,9 +179,8 @@ func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.Add
 		l.st.bytesIn.add(uint64(bytes))
 	}
 	if !u.pending.empty() {
-		account()
-		p.Notify(Readable) // more kept: come back next round
-		return n, nil
+		p.used += n
+		return p.keep(l, n, bytes) // more kept: come back next round
 	}
 	for {
 		allow := p.allowance(l) - n
@@ -208,8 +209,8 @@ func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.Add
 				account()
 				if err != ErrWouldBlock {
 					// Report it on the next call, as the kernel reports it once.
-					u.deferred = err
-					p.Notify(Readable)
+					p.deferred = err
+					p.requeue()
 				}
 				return n, nil
 			}
@@ -224,9 +225,8 @@ func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.Add
 		bytes += b
 		switch {
 		case !u.pending.empty():
-			account()
-			p.Notify(Readable)
-			return n, nil
+			p.used += n
+			return p.keep(l, n, bytes)
 		case got < m:
 			account()
 			p.armed |= Readable // ran dry: recvmmsg stops at the first EAGAIN

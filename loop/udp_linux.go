@@ -62,12 +62,12 @@ type UDPConn struct {
 	segs     [MaxUDPBatch]int // datagrams carried by each message of a send
 	iovsUsed int              // iovecs the last build filled, for clear
 
-	// GRO receive state: the messages of the last recvmmsg, segments that
-	// did not fit the caller's buffers, and an error to report next.
-	gro      bool
-	groMsgs  [MaxUDPBatch]groMsg
-	pending  groPending
-	deferred error
+	// GRO receive state: the messages of the last recvmmsg and segments
+	// that did not fit the caller's buffers (an error to report next is
+	// the PacketFD's, as for a Codec).
+	gro     bool
+	groMsgs [MaxUDPBatch]groMsg
+	pending groPending
 }
 
 // cmsgSegmentSpace holds CMSG_SPACE(sizeof(uint16)) for the UDP_SEGMENT

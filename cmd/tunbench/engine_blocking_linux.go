@@ -31,7 +31,7 @@ func (blockingEngine) open(s devSpec) (device, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd := d.d.Fd()
+	fd := d.d.Queues()[0].Fd()
 	if err := unix.SetNonblock(fd, false); err != nil {
 		d.close()
 		return nil, fmt.Errorf("clear O_NONBLOCK: %w", err)

@@ -30,7 +30,7 @@ func (netpollEngine) open(s devSpec) (device, error) {
 		return nil, err
 	}
 	// A duplicate, so that the File and the Device each close their own.
-	fd, err := unix.FcntlInt(uintptr(d.d.Fd()), unix.F_DUPFD_CLOEXEC, 3)
+	fd, err := unix.FcntlInt(uintptr(d.d.Queues()[0].Fd()), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		d.close()
 		return nil, fmt.Errorf("dup: %w", err)

@@ -125,7 +125,7 @@ func (netpollEngine) startRelay(s relaySpec) (runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.FcntlInt(uintptr(d.d.Fd()), unix.F_DUPFD_CLOEXEC, 3)
+	fd, err := unix.FcntlInt(uintptr(d.d.Queues()[0].Fd()), unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		d.close()
 		return nil, fmt.Errorf("dup: %w", err)
