@@ -28,7 +28,9 @@ type netlinkInventory struct {
 
 var _ DeviceKeeper = netlinkInventory{}
 
-func (n netlinkInventory) HostAddrs() ([]HostAddr, error) {
+// linkNames maps every link's index to its name, for refusals that name
+// the interface.
+func (n netlinkInventory) linkNames() (map[int]string, error) {
 	links, err := n.c.Links()
 	if err != nil {
 		return nil, err
@@ -36,6 +38,14 @@ func (n netlinkInventory) HostAddrs() ([]HostAddr, error) {
 	names := make(map[int]string, len(links))
 	for _, l := range links {
 		names[l.Index] = l.Name
+	}
+	return names, nil
+}
+
+func (n netlinkInventory) HostAddrs() ([]HostAddr, error) {
+	names, err := n.linkNames()
+	if err != nil {
+		return nil, err
 	}
 	addrs, err := n.c.Addrs(0)
 	if err != nil {
@@ -49,13 +59,9 @@ func (n netlinkInventory) HostAddrs() ([]HostAddr, error) {
 }
 
 func (n netlinkInventory) HostRoutes() ([]HostRoute, error) {
-	links, err := n.c.Links()
+	names, err := n.linkNames()
 	if err != nil {
 		return nil, err
-	}
-	names := make(map[int]string, len(links))
-	for _, l := range links {
-		names[l.Index] = l.Name
 	}
 	routes, err := n.c.Routes()
 	if err != nil {

@@ -150,17 +150,9 @@ func parseAddr(b []byte) (a Addr, ok bool, err error) {
 		return Addr{}, false, malformed("address message of %d bytes, want at least %d", len(b), sizeofIfAddrmsg)
 	}
 	fam, plen := b[0], int(b[1])
-	var size int
-	switch fam {
-	case afInet:
-		size = 4
-	case afInet6:
-		size = 16
-	default:
-		return Addr{}, false, nil
-	}
-	if plen > size*8 {
-		return Addr{}, false, malformed("address prefix length %d exceeds %d bits", plen, size*8)
+	size, ok, err := familySize(fam, plen, "address prefix length")
+	if !ok || err != nil {
+		return Addr{}, false, err
 	}
 	a.Flags = uint32(b[2])
 	a.Scope = b[3]
@@ -207,4 +199,22 @@ func parseAddr(b []byte) (a Addr, ok bool, err error) {
 	}
 	a.Prefix = netip.PrefixFrom(local, plen)
 	return a, true, nil
+}
+
+// familySize is the address size of an IPv4 or IPv6 message, checking its
+// prefix length (named what in the error) against it; ok is false for
+// other families, which a dump of AF_UNSPEC may include.
+func familySize(fam uint8, bits int, what string) (size int, ok bool, err error) {
+	switch fam {
+	case afInet:
+		size = 4
+	case afInet6:
+		size = 16
+	default:
+		return 0, false, nil
+	}
+	if bits > size*8 {
+		return 0, false, malformed("%s %d exceeds %d bits", what, bits, size*8)
+	}
+	return size, true, nil
 }

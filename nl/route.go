@@ -225,17 +225,9 @@ func parseRoutes(b []byte) (routes []Route, ok bool, err error) {
 		return nil, false, malformed("route message of %d bytes, want at least %d", len(b), sizeofRtmsg)
 	}
 	fam, dstLen := b[0], int(b[1])
-	var size int
-	switch fam {
-	case afInet:
-		size = 4
-	case afInet6:
-		size = 16
-	default:
-		return nil, false, nil
-	}
-	if dstLen > size*8 {
-		return nil, false, malformed("route destination length %d exceeds %d bits", dstLen, size*8)
+	size, ok, err := familySize(fam, dstLen, "route destination length")
+	if !ok || err != nil {
+		return nil, false, err
 	}
 	r := Route{Table: uint32(b[4]), Protocol: b[5], Scope: b[6], Type: b[7]}
 	attrs, err := parseAttrs(b[sizeofRtmsg:])

@@ -126,16 +126,10 @@ func remove(r request, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	l, err := c.LinkByName(r.name)
+	l, err := tunLink(c, r.name)
 	c.Close()
-	if errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("no device named '%s' in this network namespace", r.name)
-	}
 	if err != nil {
 		return err
-	}
-	if l.Kind != "tun" || l.Tun == nil {
-		return fmt.Errorf("'%s' is not a TUN/TAP device: %s", r.name, describeKind(l))
 	}
 	cfg := tun.Config{Name: r.name, TAP: l.Tun.Type == tunTypeTAP, PacketInfo: l.Tun.PI,
 		VnetHdr: l.Tun.VnetHdr, MultiQueue: l.Tun.MultiQueue, CloneDevice: r.clone}
@@ -236,15 +230,9 @@ func show(r request, stdout io.Writer) error {
 	defer c.Close()
 	var links []nl.Link
 	if r.name != "" {
-		l, err := c.LinkByName(r.name)
-		if errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("no device named '%s' in this network namespace", r.name)
-		}
+		l, err := tunLink(c, r.name)
 		if err != nil {
 			return err
-		}
-		if l.Kind != "tun" || l.Tun == nil {
-			return fmt.Errorf("'%s' is not a TUN/TAP device: %s", r.name, describeKind(l))
 		}
 		links = []nl.Link{l}
 	} else {
@@ -304,4 +292,20 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// tunLink is the TUN/TAP link named name, or an error that says there is
+// no such link or what kind of link it is instead.
+func tunLink(c *nl.Conn, name string) (nl.Link, error) {
+	l, err := c.LinkByName(name)
+	if errors.Is(err, unix.ENODEV) {
+		return nl.Link{}, fmt.Errorf("no device named '%s' in this network namespace", name)
+	}
+	if err != nil {
+		return nl.Link{}, err
+	}
+	if l.Kind != "tun" || l.Tun == nil {
+		return nl.Link{}, fmt.Errorf("'%s' is not a TUN/TAP device: %s", name, describeKind(l))
+	}
+	return l, nil
 }
