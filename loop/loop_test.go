@@ -164,10 +164,14 @@ func TestReusedDescriptorNeverGetsOldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Make both ready while the loop is busy, so one wait returns both.
-	release := make(chan struct{})
-	if err := l.Post(func() { <-release }); err != nil {
+	// Busy for sure: Post only queues the function, and a loop still in
+	// its wait would see the first write alone (the test failed so, once,
+	// on a loaded machine).
+	release, busy := make(chan struct{}), make(chan struct{})
+	if err := l.Post(func() { close(busy); <-release }); err != nil {
 		t.Fatal(err)
 	}
+	<-busy
 	mustWrite(t, w1, []byte("a"))
 	mustWrite(t, w2, []byte("b"))
 	before := l.Stats().Stale
