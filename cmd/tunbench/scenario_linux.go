@@ -241,8 +241,38 @@ func (b *bench) measure(ctx context.Context, w window) (start, end ends, err err
 		return start, end, err
 	}
 	readFast(&end)
+	// A window must see what it measures. On a loaded machine the engine
+	// or the helper can get no CPU for a whole short window (-duration
+	// 200ms), and a rate of 0 would then say nothing about either: the
+	// window goes on in steps until both have moved, for up to
+	// maxStretch. Past that, nothing moving is the finding and the zeros
+	// are reported. The sample's seconds are the window's real length.
+	for deadline := time.Now().Add(max(maxStretch, b.opt.duration)); !w.moved(start, end) && time.Now().Before(deadline); {
+		if err := sleep(ctx, windowStep); err != nil {
+			return start, end, err
+		}
+		readFast(&end)
+	}
 	err = readSlow(&end)
 	return start, end, err
+}
+
+// How long a window may run on past its duration waiting for traffic
+// (measure), and in what steps.
+const (
+	maxStretch = 5 * time.Second
+	windowStep = 20 * time.Millisecond
+)
+
+// moved reports whether the engine (unless it is the ceiling's idle one)
+// and the helper's traffic both moved between start and end.
+func (w window) moved(start, end ends) bool {
+	if _, idle := w.r.(idleRunner); !idle {
+		if end.eng.pktsIn+end.eng.pktsOut == start.eng.pktsIn+start.eng.pktsOut {
+			return false
+		}
+	}
+	return w.traffic == nil || end.traffic != start.traffic
 }
 
 // generatorAlone fills in the "generator alone" row: the generator's own
