@@ -265,10 +265,16 @@ const (
 )
 
 // moved reports whether the engine (unless it is the ceiling's idle one)
-// and the helper's traffic both moved between start and end.
+// and the helper's traffic both moved between start and end, and the
+// engine's CPU time shows: the process's clock (getrusage) lags the
+// helpers' own thread clocks by up to a tick, so an engine that ran for
+// less than that in a window read as 0% CPU.
 func (w window) moved(start, end ends) bool {
 	if _, idle := w.r.(idleRunner); !idle {
 		if end.eng.pktsIn+end.eng.pktsOut == start.eng.pktsIn+start.eng.pktsOut {
+			return false
+		}
+		if spanOf(start.use, end.use).engineCPU <= 0 {
 			return false
 		}
 	}
