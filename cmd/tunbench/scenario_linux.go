@@ -237,48 +237,69 @@ func (b *bench) measure(ctx context.Context, w window) (start, end ends, err err
 		return start, end, err
 	}
 	readFast(&start)
-	if err := sleep(ctx, b.opt.duration); err != nil {
+	eng0 := engineClock(w.helpers)
+	// A window must see what it measures. On a loaded machine the engine
+	// or the helper can get no CPU for a whole short window (-duration
+	// 200ms), and a rate of 0 would then say nothing about either: see
+	// stretch.
+	if err := b.stretch(ctx, func() bool {
+		if _, idle := w.r.(idleRunner); !idle && !engineMoved(start.eng, w.r.counters(), eng0, w.helpers) {
+			return false
+		}
+		return w.traffic == nil || w.traffic() != start.traffic
+	}); err != nil {
 		return start, end, err
 	}
 	readFast(&end)
-	// A window must see what it measures. On a loaded machine the engine
-	// or the helper can get no CPU for a whole short window (-duration
-	// 200ms), and a rate of 0 would then say nothing about either: the
-	// window goes on in steps until both have moved, for up to
-	// maxStretch. Past that, nothing moving is the finding and the zeros
-	// are reported. The sample's seconds are the window's real length.
-	for deadline := time.Now().Add(max(maxStretch, b.opt.duration)); !w.moved(start, end) && time.Now().Before(deadline); {
-		if err := sleep(ctx, windowStep); err != nil {
-			return start, end, err
-		}
-		readFast(&end)
-	}
 	err = readSlow(&end)
 	return start, end, err
 }
 
+// stretch ends a window: it waits the window's duration, then on, in
+// steps, until moved says the window has seen what it measures, for at
+// most maxStretch. Past that, nothing moving is the finding and the zeros
+// are reported. The sample's seconds are the window's real length. moved
+// runs every step, so it must be cheap and must not allocate (the window
+// counts the process's allocations).
+func (b *bench) stretch(ctx context.Context, moved func() bool) error {
+	if err := sleep(ctx, b.opt.duration); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(max(maxStretch, b.opt.duration)); !moved() && time.Now().Before(deadline); {
+		if err := sleep(ctx, windowStep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // How long a window may run on past its duration waiting for traffic
-// (measure), and in what steps.
+// (stretch), and in what steps.
 const (
 	maxStretch = 5 * time.Second
 	windowStep = 20 * time.Millisecond
 )
 
-// moved reports whether the engine (unless it is the ceiling's idle one)
-// and the helper's traffic both moved between start and end, and the
-// engine's CPU time shows: the process's clock (getrusage) lags the
-// helpers' own thread clocks by up to a tick, so an engine that ran for
-// less than that in a window read as 0% CPU.
-func (w window) moved(start, end ends) bool {
-	if _, idle := w.r.(idleRunner); !idle {
-		if end.eng.pktsIn+end.eng.pktsOut == start.eng.pktsIn+start.eng.pktsOut {
-			return false
-		}
-		if spanOf(start.use, end.use).engineCPU <= 0 {
-			return false
+// engineClock is the process's CPU time less the helpers' (the engine's,
+// as spanOf counts it).
+func engineClock(helpers []*helperThread) time.Duration {
+	d := processCPU()
+	for _, h := range helpers {
+		if tid := int(h.tid.Load()); tid != 0 {
+			if c, err := threadCPU(tid); err == nil {
+				d -= c
+			}
 		}
 	}
-	return w.traffic == nil || end.traffic != start.traffic
+	return d
+}
+
+// engineMoved reports whether the engine moved packets since c0 and its
+// CPU time shows since clock0: the process's clock (getrusage) lags the
+// helpers' own thread clocks by up to a tick, so an engine that ran for
+// less than that read as 0% CPU.
+func engineMoved(c0, c engineCounters, clock0 time.Duration, helpers []*helperThread) bool {
+	return c.pktsIn+c.pktsOut != c0.pktsIn+c0.pktsOut && engineClock(helpers) > clock0
 }
 
 // generatorAlone fills in the "generator alone" row: the generator's own
@@ -604,7 +625,10 @@ func (b *bench) runStream(ctx context.Context, en *env, p streamPath) (s sample,
 	var res iperf3Result
 	if stream != nil {
 		rcv0 = stream.recvd.load()
-		if err := sleep(ctx, b.opt.duration); err != nil {
+		eng0 := engineClock(helpers)
+		if err := b.stretch(ctx, func() bool {
+			return stream.recvd.load() != rcv0 && engineMoved(c0, r.counters(), eng0, helpers)
+		}); err != nil {
 			return s, err
 		}
 	} else {
