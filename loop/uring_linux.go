@@ -143,6 +143,7 @@ type uring struct {
 	fdReq    []uint32 // fd -> index+1 of its live poll request, 0 for none
 	inflight int      // requests whose last completion has not arrived
 	armed    bool     // the wake eventfd's request is submitted
+	rearms   uint64   // requests the kernel ended and we submitted again (tests)
 
 	out []uringEvent
 
@@ -446,6 +447,7 @@ func (u *uring) reap(discard bool) int {
 			}
 			if !cancelled && !discard && res >= 0 {
 				u.arm(fd, tok, mask) // submitted with the next enter
+				u.rearms++
 			}
 		}
 		if cancelled || discard {

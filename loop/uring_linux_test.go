@@ -1,0 +1,152 @@
+package loop
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// newURingLoop makes a loop on the io_uring backend. A kernel without a
+// usable io_uring skips the test, unless TUNDRA_LOOP_BACKEND=uring asked for
+// the whole suite to run on it: then it fails.
+func newURingLoop(t *testing.T, opts ...Option) *Loop {
+	t.Helper()
+	if err := URingUnavailable(); err != nil {
+		if os.Getenv("TUNDRA_LOOP_BACKEND") == "uring" {
+			t.Fatalf("TUNDRA_LOOP_BACKEND=uring but io_uring is unavailable: %v", err)
+		}
+		t.Skipf("io_uring unavailable: %v", err)
+	}
+	l := newLoop(t, append(opts, WithBackend(BackendURing))...)
+	if l.Backend() != BackendURing {
+		t.Fatalf("Backend() = %v with io_uring available, want uring", l.Backend())
+	}
+	return l
+}
+
+// The backend is chosen by option, by TUNDRA_LOOP_BACKEND under
+// BackendAuto, and reported by Backend.
+func TestBackendChoice(t *testing.T) {
+	checkLeaks(t)
+	env := os.Getenv("TUNDRA_LOOP_BACKEND")
+	want := BackendEpoll
+	if env == "uring" {
+		want = BackendURing
+		if err := URingUnavailable(); err != nil {
+			t.Fatalf("TUNDRA_LOOP_BACKEND=uring but io_uring is unavailable: %v", err)
+		}
+	}
+	if got := newLoop(t).Backend(); got != want {
+		t.Errorf("default backend with TUNDRA_LOOP_BACKEND=%q: %v, want %v", env, got, want)
+	}
+	if got := newLoop(t, WithBackend(BackendEpoll)).Backend(); got != BackendEpoll {
+		t.Errorf("WithBackend(epoll): %v", got)
+	}
+	newURingLoop(t)
+	if _, err := New(WithBackend(BackendKqueue)); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("WithBackend(kqueue) on Linux: %v, want ErrNotSupported", err)
+	}
+}
+
+// More readiness completions than the completion queue holds: the kernel
+// ends the multishot requests it cannot post to (a completion without
+// IORING_CQE_F_MORE, kept on its overflow list), and the backend must
+// flush that list and submit those requests again. Every descriptor is
+// then reported twice, for two rounds of writes. Without the re-arm the
+// second round never arrives.
+func TestURingMultishotRearm(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	const n = 700 // > the 512 entries of the completion queue
+	var calls [n]atomic.Int32
+	writers := make([]int, n)
+	buf := make([]byte, 16)
+	for i := range n {
+		r, w := pipe(t)
+		writers[i] = w
+		closeLater(t, w)
+		if _, err := l.Register(r, Registration{Events: Readable, Handler: func(Events) {
+			for {
+				if m, err := unix.Read(r, buf); err != nil || m <= 0 {
+					break
+				}
+			}
+			calls[i].Add(1)
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := int32(1); round <= 2; round++ {
+		release := make(chan struct{})
+		if err := l.Post(func() { <-release }); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range writers {
+			mustWrite(t, w, []byte("x"))
+		}
+		close(release)
+		waitFor(t, "every pipe reported", func() bool {
+			for i := range calls {
+				if calls[i].Load() < round {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	var rearms uint64
+	onLoop(t, l, func() { rearms = l.p.(*uring).rearms })
+	if rearms == 0 {
+		t.Errorf("no request was ended by the kernel and re-armed: the test did not overflow the completion queue")
+	}
+	t.Logf("%d requests re-armed", rearms)
+}
+
+// Closing the loop ends its poll requests before the ring goes, so the
+// files they polled are released by the time Close returns: the pipe's
+// write end sees no reader at once.
+func TestURingCloseReleasesFiles(t *testing.T) {
+	checkLeaks(t)
+	l, err := New(WithBackend(BackendURing))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Backend() != BackendURing {
+		l.Close()
+		t.Skip("io_uring unavailable")
+	}
+	r, w := pipe(t)
+	closeLater(t, w)
+	if _, err := l.Register(r, Registration{Events: Readable, Handler: func(Events) {}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(w, []byte("x")); err != unix.EPIPE {
+		t.Errorf("write after Close: %v, want EPIPE (the read end is still held)", err)
+	}
+}
+
+// Unregister hands the descriptor back with no request left on it: closed
+// by the caller, the file goes at once.
+func TestURingUnregisterReleasesFile(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	r, w := pipe(t)
+	closeLater(t, w)
+	h, err := l.Register(r, Registration{Events: Readable, Handler: func(Events) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(r)
+	if _, err := unix.Write(w, []byte("x")); err != unix.EPIPE {
+		t.Errorf("write after Unregister and close: %v, want EPIPE (the poll request still holds the read end)", err)
+	}
+}
