@@ -125,7 +125,7 @@ type Loop struct {
 	cfg  config
 	p    backend
 	kind Backend // which backend p is
-	g   uintptr // curg() of the loop goroutine, set before New returns
+	g    uintptr // curg() of the loop goroutine, set before New returns
 
 	closing atomic.Bool
 	exited  chan struct{}
