@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -148,5 +149,26 @@ func TestURingUnregisterReleasesFile(t *testing.T) {
 	unix.Close(r)
 	if _, err := unix.Write(w, []byte("x")); err != unix.EPIPE {
 		t.Errorf("write after Unregister and close: %v, want EPIPE (the poll request still holds the read end)", err)
+	}
+}
+
+// The structures shared with the kernel have the sizes of
+// include/uapi/linux/io_uring.h on every architecture.
+func TestURingABISizes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"io_uring_sqe", unsafe.Sizeof(iouSQE{}), 64},
+		{"io_uring_cqe", unsafe.Sizeof(iouCQE{}), 16},
+		{"io_uring_params", unsafe.Sizeof(iouParams{}), 120},
+		{"io_uring_getevents_arg", unsafe.Sizeof(iouGeteventsArg{}), 24},
+		{"__kernel_timespec", unsafe.Sizeof(iouTimespec{}), 16},
+		{"sqe.user_data offset", unsafe.Offsetof(iouSQE{}.userData), 32},
+		{"sqe.poll32_events offset", unsafe.Offsetof(iouSQE{}.opFlags), 28},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.name, c.got, c.want)
+		}
 	}
 }
