@@ -41,7 +41,7 @@
 // when there are none, submitting what is queued (requests the kernel
 // ended, e.g. on a completion-queue overflow, are re-armed) in the same
 // call. The rings are mapped with mmap, outside the Go heap, and every
-// request is submitted from the loop's thread. Close and Unregister remove
+// request is submitted from the loop's thread. Close and Unregister cancel
 // the requests at once (a request holds a reference to its file), and
 // Close waits for their last completions before the ring goes. The API,
 // callbacks, budgets, timers, Post/Do, Handoff and Cancel/Notify are the
