@@ -30,9 +30,14 @@ import (
 // enter the kernel before its completion shows up.
 
 const (
-	iouSetupClamp       = 1 << 4
-	iouSetupCoopTaskrun = 1 << 8 // Linux 5.19
-	iouSetupTaskrunFlag = 1 << 9
+	iouSetupClamp        = 1 << 4
+	iouSetupRDisabled    = 1 << 6
+	iouSetupCoopTaskrun  = 1 << 8 // Linux 5.19
+	iouSetupTaskrunFlag  = 1 << 9
+	iouSetupSingleIssuer = 1 << 12 // Linux 6.1
+	iouSetupDeferTaskrun = 1 << 13
+
+	iouRegisterEnableRings = 12
 
 	iouFeatSingleMmap = 1 << 0
 	iouFeatNoDrop     = 1 << 1
@@ -53,8 +58,6 @@ const (
 
 	iouOffSQRing = 0
 	iouOffSQEs   = 0x10000000
-
-	iouEntries = 256 // submission queue; the completion queue is twice as big
 )
 
 // Special user_data values; every other value is an index into uring.reqs.
@@ -146,6 +149,7 @@ type uring struct {
 	fdReq    []uint32 // fd -> index+1 of its live poll request, 0 for none
 	inflight int      // requests whose last completion has not arrived
 	armed    bool     // the wake eventfd's request is submitted
+	disabled bool     // created disabled: the loop's thread enables it
 	rearms   uint64   // requests the kernel ended and we submitted again (tests)
 
 	out []uringEvent
@@ -163,7 +167,9 @@ func ioUringSetup(entries uint32, p *iouParams) (int, error) {
 	return int(fd), nil
 }
 
-// newURing sets up a ring and maps it. Any failure (ENOSYS on a kernel
+// newURing sets up a ring and maps it: maxEvents submission entries
+// (rounded up to a power of two by the kernel) and twice as many for
+// completions, as many as two waits take. Any failure (ENOSYS on a kernel
 // without io_uring, EPERM from kernel.io_uring_disabled or a seccomp
 // filter, a missing feature) is returned: New then falls back to epoll.
 func newURing(maxEvents int) (*uring, error) {
@@ -172,11 +178,22 @@ func newURing(maxEvents int) (*uring, error) {
 	// kernel entry per readiness change, which cost a small-packet stream
 	// two thirds of its rate); the kernel flags IORING_SQ_TASKRUN instead
 	// and the next wait enters to run the work, many completions at once.
-	p := iouParams{flags: iouSetupClamp | iouSetupCoopTaskrun | iouSetupTaskrunFlag}
-	fd, err := ioUringSetup(iouEntries, &p)
-	if err == unix.EINVAL { // before 5.19: completions interrupt the loop
-		p = iouParams{flags: iouSetupClamp}
-		fd, err = ioUringSetup(iouEntries, &p)
+	// Better still (6.1), deferred task running: the work stays on the
+	// ring's own list until the loop's thread, the only one that submits,
+	// asks for completions; the ring is created disabled and enabled by
+	// that thread (which the kernel then holds to be its submitter).
+	var fd int
+	var err error
+	var p iouParams
+	for _, flags := range []uint32{
+		iouSetupClamp | iouSetupTaskrunFlag | iouSetupSingleIssuer | iouSetupDeferTaskrun | iouSetupRDisabled,
+		iouSetupClamp | iouSetupTaskrunFlag | iouSetupCoopTaskrun,
+		iouSetupClamp, // before 5.19: completions interrupt the loop
+	} {
+		p = iouParams{flags: flags}
+		if fd, err = ioUringSetup(uint32(min(maxEvents, 4096)), &p); err != unix.EINVAL {
+			break
+		}
 	}
 	if err != nil {
 		return nil, &OpError{Op: "io_uring_setup", Fd: -1, Err: err}
@@ -187,7 +204,7 @@ func newURing(maxEvents int) (*uring, error) {
 		unix.Close(fd)
 		return nil, &OpError{Op: "io_uring: kernel older than 5.13 (features 0x" + itoa16(p.features) + ")", Fd: -1, Err: ErrNotSupported}
 	}
-	u := &uring{fd: fd, wakefd: -1, out: make([]uringEvent, maxEvents)}
+	u := &uring{fd: fd, wakefd: -1, out: make([]uringEvent, maxEvents), disabled: p.flags&iouSetupRDisabled != 0}
 	size := max(int(p.sqOff.array)+int(p.sqEntries)*4, int(p.cqOff.cqes)+int(p.cqEntries)*int(unsafe.Sizeof(iouCQE{})))
 	u.ring, err = unix.Mmap(fd, iouOffSQRing, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
@@ -401,6 +418,15 @@ func (u *uring) del(fd int) error {
 // (re-arms) and waiting in the same call.
 func (u *uring) wait(timeout time.Duration) (int, int, error) {
 	if !u.armed {
+		// The first wait runs on the loop's thread, before any callback
+		// (and so any add) does.
+		if u.disabled {
+			_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterEnableRings, 0, 0, 0, 0)
+			if e != 0 {
+				return 0, 1, &OpError{Op: "io_uring_register enable rings", Fd: u.fd, Err: e}
+			}
+			u.disabled = false
+		}
 		u.armed = true
 		u.arm(u.wakefd, wakeToken, unix.EPOLLIN)
 	}
