@@ -286,10 +286,16 @@ func (u *uring) pending() uint32 { return u.tail - atomic.LoadUint32(u.sqHead) }
 // request is armed (its first vfs_poll done) and a cancel done inside the
 // call, so it never sleeps: a raw call.
 func (u *uring) submit() error {
-	n := u.pending()
-	if n == 0 {
+	if u.pending() == 0 {
 		return nil
 	}
+	return u.submitAlways()
+}
+
+// submitAlways enters the kernel even with nothing to submit, to have the
+// completions it holds posted.
+func (u *uring) submitAlways() error {
+	n := u.pending()
 	atomic.StoreUint32(u.sqTail, u.tail)
 	// GETEVENTS with no minimum returns at once, having run the task work
 	// pending for this thread: a cancelled request ends (and lets go of its
@@ -433,8 +439,18 @@ func (u *uring) wait(timeout time.Duration) (int, int, error) {
 	calls := 0
 	n := u.reap(false)
 	// Completions the kernel has not posted yet: overflowed ones, or task
-	// work left for us to run (IORING_SETUP_COOP_TASKRUN).
-	held := atomic.LoadUint32(u.sqFlags)&(iouSQCQOverflow|iouSQTaskrun) != 0
+	// work left for us to run (deferred or cooperative task running).
+	// They are had with a raw call that cannot sleep: under load that is
+	// the only call of a round, without the runtime's bookkeeping of a
+	// call that may block.
+	if n == 0 && atomic.LoadUint32(u.sqFlags)&(iouSQCQOverflow|iouSQTaskrun) != 0 {
+		calls++
+		if err := u.submitAlways(); err != nil {
+			return 0, calls, err
+		}
+		n = u.reap(false)
+	}
+	held := atomic.LoadUint32(u.sqFlags)&iouSQCQOverflow != 0
 	if n > 0 || (timeout == 0 && !held) {
 		if u.pending() > 0 {
 			calls++
