@@ -52,6 +52,47 @@ func TestBackendChoice(t *testing.T) {
 	}
 }
 
+// Where io_uring_setup is refused (EPERM from kernel.io_uring_disabled or
+// seccomp, ENOSYS), BackendURing falls back to epoll, Backend says so and
+// URingUnavailable gives the kernel's answer.
+func TestURingFallback(t *testing.T) {
+	checkLeaks(t)
+	for _, errno := range []unix.Errno{unix.EPERM, unix.ENOSYS} {
+		saved := ioUringSetup
+		ioUringSetup = func(uint32, *iouParams) (int, error) { return -1, errno }
+		err := URingUnavailable()
+		l, nerr := New(WithBackend(BackendURing))
+		ioUringSetup = saved
+		if !errors.Is(err, errno) {
+			t.Errorf("URingUnavailable with setup refused by %v: %v", errno, err)
+		}
+		if nerr != nil {
+			t.Fatalf("New with io_uring refused by %v: %v, want the epoll fallback", errno, nerr)
+		}
+		if b := l.Backend(); b != BackendEpoll {
+			t.Errorf("Backend() with io_uring refused by %v: %v, want epoll", errno, b)
+		}
+		r, w := pipe(t)
+		closeLater(t, w)
+		got := make(chan Events, 1)
+		if _, err := l.Register(r, Registration{Events: Readable, Handler: func(ev Events) {
+			select {
+			case got <- ev:
+			default:
+			}
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, w, []byte("x"))
+		if ev := <-got; ev&Readable == 0 {
+			t.Errorf("fallback loop reported %v", ev)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // More readiness completions than the completion queue holds (8 entries,
 // from MaxEvents(4)): the kernel
 // ends the multishot requests it cannot post to (a completion without
