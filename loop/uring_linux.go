@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,7 +204,7 @@ func newURing(maxEvents int) (*uring, error) {
 	const need = iouFeatSingleMmap | iouFeatNoDrop | iouFeatExtArg | iouFeatRsrcTags
 	if p.features&need != need {
 		unix.Close(fd)
-		return nil, &OpError{Op: "io_uring: kernel older than 5.13 (features 0x" + itoa16(p.features) + ")", Fd: -1, Err: ErrNotSupported}
+		return nil, &OpError{Op: "io_uring: kernel older than 5.13 (features 0x" + strconv.FormatUint(uint64(p.features), 16) + ")", Fd: -1, Err: ErrNotSupported}
 	}
 	u := &uring{fd: fd, wakefd: -1, out: make([]uringEvent, maxEvents), disabled: p.flags&iouSetupRDisabled != 0}
 	size := max(int(p.sqOff.array)+int(p.sqEntries)*4, int(p.cqOff.cqes)+int(p.cqEntries)*int(unsafe.Sizeof(iouCQE{})))
@@ -238,21 +239,6 @@ func newURing(maxEvents int) (*uring, error) {
 		return nil, &OpError{Op: "eventfd", Fd: -1, Err: err}
 	}
 	return u, nil
-}
-
-func itoa16(v uint32) string {
-	const digits = "0123456789abcdef"
-	if v == 0 {
-		return "0"
-	}
-	var b [8]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = digits[v&15]
-		v >>= 4
-	}
-	return string(b[i:])
 }
 
 // URingUnavailable returns nil if this kernel lets the process use the
