@@ -28,6 +28,31 @@
 // call interface Apple supports; the same policy of non-blocking descriptors
 // and a zero-timeout pass first applies.
 //
+// # Backends
+//
+// A loop waits with epoll on Linux and kqueue on macOS. On Linux,
+// New(WithBackend(BackendURing)) runs it on io_uring instead (opt-in; it
+// is not faster everywhere, see docs/benchmarks.md): each registration is
+// a multishot poll request (IORING_OP_POLL_ADD with IORING_POLL_ADD_MULTI,
+// edge-triggered like the epoll registration), wakeups from other
+// goroutines are an eventfd polled the same way, and timers are the
+// timeout of the waiting io_uring_enter. Completions already in the shared
+// ring are reaped without a system call; a wait enters the kernel only
+// when there are none, submitting what is queued (requests the kernel
+// ended, e.g. on a completion-queue overflow, are re-armed) in the same
+// call. The rings are mapped with mmap, outside the Go heap, and every
+// request is submitted from the loop's thread. Close and Unregister cancel
+// the requests at once (a request holds a reference to its file), and
+// Close waits for their last completions before the ring goes. The API,
+// callbacks, budgets, timers, Post/Do, Handoff and Cancel/Notify are the
+// same on both; reads and writes are still read(2)/write(2) calls on the
+// loop's thread. Where io_uring is unavailable (a kernel before 5.13,
+// kernel.io_uring_disabled, EPERM or ENOSYS from a seccomp filter) New
+// falls back to epoll: Loop.Backend says which backend runs and
+// URingUnavailable says why. Under BackendAuto the environment variable
+// TUNDRA_LOOP_BACKEND=uring (or epoll) chooses on Linux; the test suite
+// runs once on each.
+//
 // # Fairness
 //
 // Registrations are edge-triggered. A handler is expected to drain its

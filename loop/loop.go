@@ -102,6 +102,7 @@ type config struct {
 	budget    int
 	cpu       int
 	maxEvents int
+	backend   Backend
 }
 
 // QueueSize bounds the queue of functions given to Post and Do from other
@@ -121,9 +122,10 @@ func MaxEvents(n int) Option { return func(c *config) { c.maxEvents = n } }
 // Loop is one event loop on its own OS thread. See the package
 // documentation for the threading contract of each method.
 type Loop struct {
-	cfg config
-	p   *poller
-	g   uintptr // curg() of the loop goroutine, set before New returns
+	cfg  config
+	p    backend
+	kind Backend // which backend p is
+	g    uintptr // curg() of the loop goroutine, set before New returns
 
 	closing atomic.Bool
 	exited  chan struct{}
@@ -167,13 +169,14 @@ func New(opts ...Option) (*Loop, error) {
 	if cfg.maxEvents < 1 {
 		return nil, &OpError{Op: "new: max events must be at least 1", Fd: -1, Err: errInvalid}
 	}
-	p, err := newPoller(cfg.maxEvents)
+	p, kind, err := newBackend(&cfg)
 	if err != nil {
 		return nil, err
 	}
 	l := &Loop{
 		cfg:    cfg,
 		p:      p,
+		kind:   kind,
 		exited: make(chan struct{}),
 		q:      make([]func(), cfg.queueSize),
 		start:  time.Now(),

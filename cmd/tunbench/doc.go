@@ -36,7 +36,10 @@
 // songgao/water does) and wireguard-go (golang.zx2c4.com/wireguard/tun,
 // batch API and offloads on). -queues 1,2 runs tundra and tundra-gso on
 // one- and two-queue devices (one loop per queue) side by side; the
-// Mpkt/cpu-s column compares their cost per packet.
+// Mpkt/cpu-s column compares their cost per packet. tundra-uring, not in
+// the default list, is tundra with its loop on io_uring
+// (loop.BackendURing); it fails rather than measure epoll where io_uring
+// is unavailable.
 //
 // tunbench replay writes a capture into a fresh device in a private
 // namespace (package replay) and prints what the kernel did with each

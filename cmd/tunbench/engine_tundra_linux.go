@@ -27,12 +27,18 @@ type tundraEngine struct {
 	// queues is the device's queue count (tundra.Queues) and so the
 	// number of loops (loop.NewGroup); 0 means 1.
 	queues int
+	// uring runs the loops on io_uring (loop.BackendURing) instead of
+	// epoll: the tundra-uring engine.
+	uring bool
 }
 
 func (e tundraEngine) name() string {
 	n := "tundra"
 	if e.gso {
 		n = "tundra-gso"
+	}
+	if e.uring {
+		n += "-uring"
 	}
 	if e.queues > 1 {
 		n += fmt.Sprintf("/%dq", e.queues)
@@ -171,8 +177,14 @@ func (e tundraEngine) start(j job, cpu int) (runner, error) {
 	if e.budget > 0 {
 		opts = append(opts, loop.Budget(e.budget))
 	}
+	if e.uring {
+		opts = append(opts, loop.WithBackend(loop.BackendURing))
+	}
 	g, err := loop.NewGroup(e.nqueues(), false, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkURing(e, g); err != nil {
 		return nil, err
 	}
 	r := &tundraRunner{g: g}

@@ -164,7 +164,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	// Each engine once per queue count it can serve, in table order.
 	for _, e := range base {
 		if te, ok := e.(tundraEngine); ok {
-			e = tundraEngine{budget: o.budget, gso: te.gso}
+			e = tundraEngine{budget: o.budget, gso: te.gso, uring: te.uring}
 		}
 		mq, ok := e.(multiQueue)
 		for _, q := range o.queues {
