@@ -274,10 +274,11 @@ func (b *bench) stretch(ctx context.Context, moved func() bool) error {
 }
 
 // How long a window may run on past its duration waiting for traffic
-// (stretch), and in what steps.
+// (stretch), and in what steps; and the answers an rr window waits for.
 const (
-	maxStretch = 5 * time.Second
-	windowStep = 20 * time.Millisecond
+	maxStretch   = 5 * time.Second
+	windowStep   = 20 * time.Millisecond
+	minRRSamples = 1000
 )
 
 // engineClock is the process's CPU time less the helpers' (the engine's,
@@ -710,7 +711,10 @@ func (b *bench) runRR(ctx context.Context, c caseSpec, e engine) (s sample, err 
 	helpers := []*helperThread{&cl.thread}
 	u0, c0, l0 := takeUsage(helpers), r.counters(), cl.lost.load()
 	cl.recording.Store(true)
-	if err := sleep(ctx, b.opt.duration); err != nil {
+	// Percentiles up to p99.9 need samples: on a machine so loaded that a
+	// round trip takes milliseconds, the window runs on (see stretch)
+	// until minRRSamples answers came back.
+	if err := b.stretch(ctx, func() bool { return cl.answered.load() >= minRRSamples }); err != nil {
 		return s, err
 	}
 	cl.recording.Store(false)

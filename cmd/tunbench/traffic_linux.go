@@ -255,6 +255,7 @@ type rrClient struct {
 	thread    helperThread
 	recording atomic.Bool
 	rtts      []time.Duration // written by the client thread until done
+	answered  counter         // len(rtts), readable while the client runs
 	done      chan struct{}
 	stopped   atomic.Bool
 	lost      counter
@@ -305,6 +306,7 @@ func (c *rrClient) run(payload int) {
 			if n >= 8 && binary.LittleEndian.Uint64(resp) == seq {
 				if c.recording.Load() {
 					c.rtts = append(c.rtts, time.Since(t0))
+					c.answered.inc()
 				}
 				break
 			}
