@@ -99,7 +99,7 @@ func newFlagSet(out io.Writer) (*flag.FlagSet, flagValues) {
 	fs.SetOutput(out)
 	v := flagValues{
 		scenarios: fs.String("scenarios", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated"),
-		engines:   fs.String("engines", "tundra,tundra-gso,blocking,netpoll,wireguard-go", "engines to compare, comma-separated"),
+		engines:   fs.String("engines", "tundra,tundra-gso,blocking,epoll,netpoll,wireguard-go", "engines to compare, comma-separated"),
 		sizes:     fs.String("sizes", "", "IP packet sizes in bytes, comma-separated, 48..1500 (default: 64, and 1400 for tx)"),
 		flows:     fs.String("flows", "", "UDP flows, comma-separated, 1..256 (default: 1, and 16 for tx); with more than one, tx mixes IPv4 and IPv6"),
 		duration:  fs.Duration("duration", 500*time.Millisecond, "measured time of each run (fwd-tcp and tun2udp with iperf3: whole seconds, at least 1)"),
@@ -248,7 +248,7 @@ func parseEngines(s string) ([]engine, error) {
 				return n, nil
 			}
 		}
-		return "", fmt.Errorf("unknown engine %q (have tundra, tundra-gso, blocking, netpoll, wireguard-go)", n)
+		return "", fmt.Errorf("unknown engine %q (have tundra, tundra-gso, blocking, epoll, netpoll, wireguard-go)", n)
 	})
 	if err != nil {
 		return nil, err
