@@ -45,6 +45,10 @@ func newPoller(maxEvents int) (*poller, error) {
 	return p, nil
 }
 
+// lazyWriteInterest: PacketFDs ask epoll for Writable only after a write
+// found the descriptor full (see PacketFD.writeInterest).
+const lazyWriteInterest = true
+
 // The 64-bit epoll_data carries the registration token: x/sys/unix splits
 // it into Fd (low 32 bits) and Pad (high 32 bits) on every Linux arch.
 func setToken(ev *unix.EpollEvent, tok uint64) {
