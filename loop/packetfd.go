@@ -510,10 +510,11 @@ func (p *PacketFD) writeError(l *Loop, errno unix.Errno) error {
 }
 
 // writeInterest adds or removes Writable in the descriptor's epoll
-// registration. On Linux a TUN descriptor (and a socket) reports an
-// EPOLLOUT edge whenever buffer space is freed, which a read of a queued
-// packet does: with Writable always asked for, a reader woke once more
-// per few packets for an event nobody had armed (issue 18: 7 reads per
+// registration. A packet that arrives while the loop drains the
+// descriptor puts it on epoll's ready list; the next wait polls it, and
+// with EPOLLOUT asked for, writability (always true on a TUN device) makes
+// it reported even when the drain already took that packet: the wait
+// returned at once for a Writable nobody had armed (issue 18: 7 reads per
 // wait instead of 11 on rx). Writes to a TUN device almost never find it
 // full, so asking only after a write did costs nothing on the packet
 // path. Loop-only; reports whether the registration was changed.
