@@ -22,11 +22,15 @@
 // entersyscall/exitsyscall bookkeeping, which costs more than the call itself
 // on the per-packet path. Any wait that can sleep goes through the ordinary
 // Syscall path, so the Go scheduler can hand this thread's P to other
-// goroutines while the loop sleeps. Before every blocking wait the loop makes
-// one non-blocking pass (a zero-timeout poll), so a busy loop never pays for a
-// blocking wait at all. On macOS every call goes through libc, the only system
-// call interface Apple supports; the same policy of non-blocking descriptors
-// and a zero-timeout pass first applies.
+// goroutines while the loop sleeps. On Linux the loop makes a raw
+// zero-timeout epoll wait only when it must not sleep (it has requeued
+// work); otherwise it goes straight to the blocking wait, which returns at
+// once when something is already ready. (A zero-timeout pass before every
+// blocking wait found nothing whenever the loop had drained its descriptors,
+// the usual case below saturation, and cost one system call per wakeup.)
+// On macOS every call goes through libc, the only system call interface
+// Apple supports, with the same policy of non-blocking descriptors; its
+// kqueue backend still makes a zero-timeout pass before every blocking wait.
 //
 // # Backends
 //

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,4 +75,43 @@ func TestEventfdOnTheLoop(t *testing.T) {
 	}
 	<-l.Done()
 	// checkLeaks fails the test if the loop left the eventfd open.
+}
+
+// TestIdleWakeupCostsOneWait: a loop woken from sleep by one readiness
+// event, with nothing requeued, makes one epoll call for that round, not a
+// zero-timeout pass that finds nothing followed by the blocking wait
+// (issue 18: that pass cost a system call per wakeup below saturation).
+func TestIdleWakeupCostsOneWait(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	r, w := pipe(t)
+	closeLater(t, w)
+	ran := make(chan struct{}, 1)
+	if _, err := l.Register(r, Registration{Events: Readable, Handler: func(Events) {
+		var b [16]byte
+		for {
+			if n, err := unix.Read(r, b[:]); err != nil || n == 0 {
+				break // EAGAIN: drained; 0: the write end closed
+			}
+		}
+		select {
+		case ran <- struct{}{}:
+		default:
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	const wakeups = 20
+	time.Sleep(20 * time.Millisecond) // let the loop fall asleep
+	s0 := l.Stats()
+	for range wakeups {
+		mustWrite(t, w, []byte{1})
+		<-ran
+		time.Sleep(2 * time.Millisecond) // asleep again before the next write
+	}
+	s1 := l.Stats()
+	rounds, calls := s1.Rounds-s0.Rounds, s1.Syscalls-s0.Syscalls
+	if rounds < wakeups || calls != rounds {
+		t.Errorf("%d wakeups: %d rounds made %d system calls, want one wait per round", wakeups, rounds, calls)
+	}
 }

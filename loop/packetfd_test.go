@@ -641,3 +641,57 @@ func TestNewPacketFDLifecycle(t *testing.T) {
 		t.Fatalf("Close unattached: %v, open %v", err, isOpen(c))
 	}
 }
+
+// TestPacketSendArmsWritable: a Send that finds the descriptor full arms
+// Writable, and the callback gets Writable once the peer makes room, twice
+// over (on Linux the loop asks epoll for Writable only while a write is
+// waiting, so the second time checks the interest is asked for again).
+func TestPacketSendArmsWritable(t *testing.T) {
+	checkLeaks(t)
+	l := newLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	writable := make(chan struct{}, 16)
+	p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) {
+		if ev&Writable != 0 {
+			writable <- struct{}{}
+		}
+	}})
+	for round := range 2 {
+		var armed Events
+		sent := 0
+		onLoop(t, l, func() {
+			for {
+				err := p.Send([]byte("fill"))
+				if errors.Is(err, ErrWouldBlock) {
+					break
+				}
+				if err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				sent++
+			}
+			armed = p.Armed()
+		})
+		if sent == 0 || armed&Writable == 0 {
+			t.Fatalf("round %d: %d sent before ErrWouldBlock, armed %v: want Writable armed", round, sent, armed)
+		}
+		select {
+		case <-writable:
+			t.Fatalf("round %d: Writable delivered while the peer was full", round)
+		default:
+		}
+		var buf [16]byte
+		for {
+			if _, err := unix.Read(b, buf[:]); err != nil {
+				break
+			}
+		}
+		select {
+		case <-writable:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: no Writable callback after the peer drained", round)
+		}
+	}
+}

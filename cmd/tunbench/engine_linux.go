@@ -135,7 +135,7 @@ func sumStats(known bool, sts ...*ioStats) engineCounters {
 }
 
 // engines are every engine, in the order tables list them.
-var engines = []engine{tundraEngine{}, tundraEngine{gso: true}, blockingEngine{}, netpollEngine{}, wgEngine{}}
+var engines = []engine{tundraEngine{}, tundraEngine{gso: true}, blockingEngine{}, epollEngine{}, netpollEngine{}, wgEngine{}}
 
 // ceilingEngine is not an engine: its devices have no reader, so the
 // kernel drops what it sends them. Runs with it measure the generator

@@ -248,7 +248,7 @@ func parseEngines(s string) ([]engine, error) {
 				return n, nil
 			}
 		}
-		return "", fmt.Errorf("unknown engine %q (have tundra, tundra-gso, blocking, netpoll, wireguard-go)", n)
+		return "", fmt.Errorf("unknown engine %q (have tundra, tundra-gso, blocking, epoll, netpoll, wireguard-go)", n)
 	})
 	if err != nil {
 		return nil, err
@@ -310,4 +310,4 @@ func parseInts(s, flagName string, lo, hi int) ([]int, error) {
 
 // defaultEngines are the engines a run compares unless -engines names
 // others (tundra-uring is opt-in: see docs/benchmarks.md).
-const defaultEngines = "tundra,tundra-gso,blocking,netpoll,wireguard-go"
+const defaultEngines = "tundra,tundra-gso,blocking,epoll,netpoll,wireguard-go"

@@ -49,7 +49,7 @@ func TestOptionsDefault(t *testing.T) {
 	for _, e := range o.engines {
 		names = append(names, e.name())
 	}
-	if want := []string{"tundra", "tundra-gso", "blocking", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
+	if want := []string{"tundra", "tundra-gso", "blocking", "epoll", "netpoll", "wireguard-go"}; !slices.Equal(names, want) {
 		t.Errorf("engines %v, want %v", names, want)
 	}
 	if o.reps != 3 || !slices.Equal(o.queues, []int{1}) || o.json || o.duration <= 0 {
