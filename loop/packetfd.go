@@ -405,16 +405,9 @@ func (p *PacketFD) Send(parts ...[]byte) error {
 	if err != nil {
 		return err
 	}
-	var first []byte
-	for _, b := range parts {
-		if len(b) > 0 {
-			first = b
-			break
-		}
-	}
-	if first == nil {
-		// A write of nothing (or of the header alone) sends no packet.
-		return &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
+	first, err := p.firstPart(parts)
+	if err != nil {
+		return err
 	}
 	if p.hdrLen > 0 {
 		if err := p.framer.PutHeader(p.shdr[:p.hdrLen], first); err != nil {
@@ -422,6 +415,17 @@ func (p *PacketFD) Send(parts ...[]byte) error {
 		}
 	}
 	return p.sendParts(l, first, parts)
+}
+
+// firstPart is the packet's first non-empty part. A write of nothing (or
+// of the header alone) sends no packet, and is refused.
+func (p *PacketFD) firstPart(parts [][]byte) ([]byte, error) {
+	for _, b := range parts {
+		if len(b) > 0 {
+			return b, nil
+		}
+	}
+	return nil, &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
 }
 
 // SendHeader is Send with hdr, HeaderLen bytes, as the packet's header in
@@ -437,15 +441,9 @@ func (p *PacketFD) SendHeader(hdr []byte, parts ...[]byte) error {
 	if len(hdr) != p.hdrLen {
 		return &OpError{Op: "send: header of " + itoa(len(hdr)) + " bytes, want " + itoa(p.hdrLen), Fd: p.fd, Err: errInvalid}
 	}
-	var first []byte
-	for _, b := range parts {
-		if len(b) > 0 {
-			first = b
-			break
-		}
-	}
-	if first == nil {
-		return &OpError{Op: "send: empty packet (" + itoa(len(parts)) + " parts, no byte)", Fd: p.fd, Err: errInvalid}
+	first, err := p.firstPart(parts)
+	if err != nil {
+		return err
 	}
 	copy(p.shdr[:p.hdrLen], hdr)
 	return p.sendParts(l, first, parts)
