@@ -3,6 +3,7 @@ package nl
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -369,8 +370,11 @@ func TestClose(t *testing.T) {
 		t.Errorf("transport closed %d times, want 1", k.closes)
 	}
 	_, err := c.Links()
-	if ne := asError(t, err); !errors.Is(err, ErrClosed) || ne.Op != "links" {
-		t.Errorf("Links after Close: %v, want links: ErrClosed", err)
+	if ne := asError(t, err); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) || ne.Op != "links" {
+		t.Errorf("Links after Close: %v, want links: ErrClosed matching net.ErrClosed", err)
+	}
+	if err.Error() != "nl: links: use of closed netlink connection" {
+		t.Errorf("Links after Close: %q", err)
 	}
 	if len(k.sent) != 0 {
 		t.Errorf("%d requests sent after Close", len(k.sent))

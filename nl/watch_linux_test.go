@@ -142,8 +142,15 @@ func TestKernelWatchLinksClose(t *testing.T) {
 		t.Fatalf("Next returned before Close: %v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	closeDone := make(chan error, 1)
+	go func() { closeDone <- w.Close() }()
+	select {
+	case err := <-closeDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waiting after 5s for the Next it should have interrupted")
 	}
 	select {
 	case err := <-done:

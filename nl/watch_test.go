@@ -146,8 +146,15 @@ func TestLinkWatcherClose(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond) // let it wait; Close must work either way
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	closeDone := make(chan error, 1)
+	go func() { closeDone <- w.Close() }()
+	select {
+	case err := <-closeDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waiting after 5s for the Next it should have interrupted")
 	}
 	select {
 	case err := <-done:
