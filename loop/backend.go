@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"os"
 	"time"
 )
 
@@ -70,16 +69,3 @@ func WithBackend(b Backend) Option { return func(c *config) { c.backend = b } }
 
 // Backend reports the backend the loop runs on. Safe from any goroutine.
 func (l *Loop) Backend() Backend { return l.kind }
-
-// envBackend reads TUNDRA_LOOP_BACKEND, the override BackendAuto obeys.
-func envBackend() Backend {
-	switch os.Getenv("TUNDRA_LOOP_BACKEND") {
-	case "uring", "io_uring":
-		return BackendURing
-	case "epoll":
-		return BackendEpoll
-	case "kqueue":
-		return BackendKqueue
-	}
-	return BackendAuto
-}

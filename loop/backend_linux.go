@@ -1,5 +1,7 @@
 package loop
 
+import "os"
+
 // newBackend picks the loop's backend: epoll unless io_uring is asked for
 // (by option, or by TUNDRA_LOOP_BACKEND under BackendAuto) and usable.
 func newBackend(cfg *config) (backend, Backend, error) {
@@ -22,4 +24,17 @@ func newBackend(cfg *config) (backend, Backend, error) {
 		return nil, 0, err
 	}
 	return p, BackendEpoll, nil
+}
+
+// envBackend reads TUNDRA_LOOP_BACKEND, the override BackendAuto obeys.
+func envBackend() Backend {
+	switch os.Getenv("TUNDRA_LOOP_BACKEND") {
+	case "uring", "io_uring":
+		return BackendURing
+	case "epoll":
+		return BackendEpoll
+	case "kqueue":
+		return BackendKqueue
+	}
+	return BackendAuto
 }

@@ -5,8 +5,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/tundra-go/tundra/tun"
 )
 
@@ -51,18 +49,6 @@ var (
 	linksMu sync.Mutex
 	links   = map[linkKey]*Link{}
 )
-
-// attachLink attaches prog to dev's hook and returns the Link that owns it.
-func attachLink(dev *tun.Device, prog *ebpf.Program, kind linkKind) (*Link, error) {
-	linksMu.Lock()
-	defer linksMu.Unlock()
-	if err := attachHook(dev, prog, kind); err != nil {
-		return nil, err
-	}
-	l := &Link{dev: dev, kind: kind}
-	links[linkKey{dev, kind}] = l
-	return l, nil
-}
 
 // Close detaches the Link's program from the device, unless another
 // program has replaced it since (then it does nothing to the device). It

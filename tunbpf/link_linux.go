@@ -4,6 +4,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/tundra-go/tundra"
+	"github.com/tundra-go/tundra/tun"
 )
 
 // LinkFilter attaches prog as the filter of dev, a device of the front
@@ -23,4 +24,16 @@ func LinkFilter(dev *tundra.Device, prog *ebpf.Program) (*Link, error) {
 // for AttachSteering and LinkFilter. Safe from any goroutine.
 func LinkSteering(dev *tundra.Device, prog *ebpf.Program) (*Link, error) {
 	return attachLink(dev.TUN(), prog, linkSteering)
+}
+
+// attachLink attaches prog to dev's hook and returns the Link that owns it.
+func attachLink(dev *tun.Device, prog *ebpf.Program, kind linkKind) (*Link, error) {
+	linksMu.Lock()
+	defer linksMu.Unlock()
+	if err := attachHook(dev, prog, kind); err != nil {
+		return nil, err
+	}
+	l := &Link{dev: dev, kind: kind}
+	links[linkKey{dev, kind}] = l
+	return l, nil
 }
