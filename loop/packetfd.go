@@ -83,6 +83,9 @@ type PacketFD struct {
 	deferred error
 	rhdr     [maxHeader]byte
 	shdr     [maxHeader]byte
+	// one holds a single packet as sendParts' parts, so that resending a
+	// refused merged write packet by packet allocates nothing.
+	one [1][]byte
 }
 
 // NewPacketFD wraps the non-blocking descriptor fd for a loop, without

@@ -135,7 +135,10 @@ func (p *PacketFD) sendCodec(l *Loop, bufs [][]byte, offset int) (int, error) {
 			if err := p.framer.PutHeader(p.shdr[:p.hdrLen], pkt); err != nil {
 				return sent, &OpError{Op: "sendbatch: framing packet " + itoa(i), Fd: p.fd, Err: err}
 			}
-			if err := p.sendParts(l, pkt, [][]byte{pkt}); err != nil {
+			p.one[0] = pkt
+			err := p.sendParts(l, pkt, p.one[:])
+			p.one[0] = nil // keep no reference to the caller's buffer
+			if err != nil {
 				return sent, err
 			}
 			sent++
