@@ -26,16 +26,23 @@ import (
 // dialIn opens a Conn inside ns and closes it when the test ends.
 func dialIn(t *testing.T, ns *netnstest.Namespace) *Conn {
 	t.Helper()
-	var c *Conn
-	if err := ns.Do(func() (err error) { c, err = Dial(); return err }); err != nil {
-		t.Fatalf("Dial in namespace: %v", err)
+	return openIn(t, ns, "Dial", Dial)
+}
+
+// openIn calls open (named what) inside ns and closes what it opened when
+// the test ends, failing the test if either fails.
+func openIn[T interface{ Close() error }](t *testing.T, ns *netnstest.Namespace, what string, open func() (T, error)) T {
+	t.Helper()
+	var v T
+	if err := ns.Do(func() (err error) { v, err = open(); return err }); err != nil {
+		t.Fatalf("%s in namespace: %v", what, err)
 	}
 	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
+		if err := v.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return c
+	return v
 }
 
 // addTun creates a TUN device in ns and returns ip's view of it. The device

@@ -15,16 +15,7 @@ import (
 // watchIn opens a LinkWatcher inside ns and closes it when the test ends.
 func watchIn(t *testing.T, ns *netnstest.Namespace) *LinkWatcher {
 	t.Helper()
-	var w *LinkWatcher
-	if err := ns.Do(func() (err error) { w, err = WatchLinks(); return err }); err != nil {
-		t.Fatalf("WatchLinks in namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := w.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return w
+	return openIn(t, ns, "WatchLinks", WatchLinks)
 }
 
 // waitEvent reads events until one satisfies match, failing the test after

@@ -522,16 +522,7 @@ func TestVnetHdrSize(t *testing.T) {
 
 	// Writes skip the same 12 bytes: a UDP datagram behind 12 zero bytes
 	// reaches a socket.
-	var conn *net.UDPConn
-	if err := ns.Do(func() error {
-		var err error
-		conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: addrLocal.AsSlice()})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	conn, port := listenLocal(t, ns)
 	pkt := append(make([]byte, 12), udp6Packet(addrRemote, addrLocal, 4000, port, []byte("after 12 bytes"))...)
 	if _, err := q.Write(pkt); err != nil {
 		t.Fatalf("Write: %v", err)

@@ -449,16 +449,7 @@ func TestPacketInfoHeaderOnTheWire(t *testing.T) {
 
 	// Us to the kernel: a UDP datagram from fd00::2 with the header from
 	// PIHeaderFor reaches a socket bound to fd00::1.
-	var conn *net.UDPConn
-	if err := ns.Do(func() error {
-		var err error
-		conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: addrLocal.AsSlice()})
-		return err
-	}); err != nil {
-		t.Fatalf("listen on fd00::1: %v", err)
-	}
-	defer conn.Close()
-	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	conn, port := listenLocal(t, ns)
 	pkt := udp6Packet(addrRemote, addrLocal, 4000, port, []byte("written with a PI header"))
 	ph, err := tun.PIHeaderFor(pkt)
 	if err != nil {
@@ -494,16 +485,7 @@ func TestNoPIPacketsAreBare(t *testing.T) {
 		t.Errorf("first nibble %d, want 6", got[0]>>4)
 	}
 
-	var conn *net.UDPConn
-	if err := ns.Do(func() error {
-		var err error
-		conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: addrLocal.AsSlice()})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	conn, port := listenLocal(t, ns)
 	if _, err := q.Write(udp6Packet(addrRemote, addrLocal, 4000, port, []byte("bare write"))); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
@@ -1223,4 +1205,19 @@ func TestSetOffload(t *testing.T) {
 	if got := all.String(); got != "CSUM|TSO4|TSO6|USO4|USO6" {
 		t.Errorf("String: %q", got)
 	}
+}
+
+// listenLocal binds a UDP socket in ns to the device's address (addrLocal)
+// on a free port, closed when the test ends.
+func listenLocal(t *testing.T, ns *netnstest.Namespace) (*net.UDPConn, uint16) {
+	t.Helper()
+	var conn *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		conn, err = net.ListenUDP("udp6", &net.UDPAddr{IP: addrLocal.AsSlice()})
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %v: %v", addrLocal, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn, uint16(conn.LocalAddr().(*net.UDPAddr).Port)
 }
