@@ -385,11 +385,7 @@ func TestClose(t *testing.T) {
 // them, before anything is sent.
 func TestArgumentsRejected(t *testing.T) {
 	v4 := mustPrefix("10.0.0.1/24")
-	tests := []struct {
-		name string
-		call func(c *Conn) error
-		want string
-	}{
+	tests := []rejectCase{
 		{"empty name", func(c *Conn) error { _, err := c.LinkByName(""); return err }, "empty link name"},
 		{"long name", func(c *Conn) error { _, err := c.LinkByName("abcdefghijklmnop"); return err }, "limit is 15"},
 		{"NUL in name", func(c *Conn) error { return c.RenameLink(2, "a\x00b") }, "NUL"},
@@ -416,19 +412,7 @@ func TestArgumentsRejected(t *testing.T) {
 		}, "Route.Gateway"},
 		{"addrs index", func(c *Conn) error { _, err := c.Addrs(-1); return err }, "link index -1"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k := newFake()
-			err := tt.call(NewConn(k))
-			ne := asError(t, err)
-			if ne.Errno != unix.EINVAL || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want EINVAL mentioning %q", err, tt.want)
-			}
-			if len(k.sent) != 0 {
-				t.Errorf("request sent for an invalid argument")
-			}
-		})
-	}
+	checkRejected(t, tests)
 }
 
 // SetLinkUp and SetLinkDown must change IFF_UP only; the fake applies
@@ -544,5 +528,32 @@ func TestRouteRequests(t *testing.T) {
 	}
 	if got, want := k.sent[1].Header.Type, uint16(rtmDelRoute); got != want {
 		t.Errorf("DeleteRoute type %d, want %d", got, want)
+	}
+}
+
+// rejectCase is a call whose argument cannot be right, and what the error
+// must mention.
+type rejectCase struct {
+	name string
+	call func(c *Conn) error
+	want string
+}
+
+// checkRejected runs each call on a fake kernel: it must fail with EINVAL
+// mentioning want, before anything is sent.
+func checkRejected(t *testing.T, tests []rejectCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newFake()
+			err := tt.call(NewConn(k))
+			ne := asError(t, err)
+			if ne.Errno != unix.EINVAL || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want EINVAL mentioning %q", err, tt.want)
+			}
+			if len(k.sent) != 0 {
+				t.Errorf("request sent for an invalid argument")
+			}
+		})
 	}
 }

@@ -207,11 +207,7 @@ func TestGoldenNewRequests(t *testing.T) {
 
 func TestNewArgumentsRejected(t *testing.T) {
 	v4 := mustPrefix("10.0.0.1/24")
-	tests := []struct {
-		name string
-		call func(c *Conn) error
-		want string
-	}{
+	tests := []rejectCase{
 		{"alias index", func(c *Conn) error { return c.SetLinkAlias(0, "x") }, "link index 0"},
 		{"alias 256 bytes", func(c *Conn) error { return c.SetLinkAlias(2, strings.Repeat("a", 256)) }, "alias of 256 bytes, the limit is 255"},
 		{"alias NUL", func(c *Conn) error { return c.SetLinkAlias(2, "a\x00b") }, "NUL"},
@@ -226,19 +222,7 @@ func TestNewArgumentsRejected(t *testing.T) {
 			return c.AddAddr(Addr{Index: 2, Prefix: v4, Broadcast: mustAddr("::ffff:10.0.0.255")})
 		}, "Addr.Broadcast ::ffff:10.0.0.255 is an IPv4-mapped"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k := newFake()
-			err := tt.call(NewConn(k))
-			ne := asError(t, err)
-			if ne.Errno != unix.EINVAL || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want EINVAL mentioning %q", err, tt.want)
-			}
-			if len(k.sent) != 0 {
-				t.Errorf("request sent for an invalid argument")
-			}
-		})
-	}
+	checkRejected(t, tests)
 	// 255 bytes is allowed.
 	k := newFake()
 	k.handle = ackHandler(k, nil)

@@ -146,23 +146,9 @@ func TestLinkWatcherClose(t *testing.T) {
 		done <- err
 	}()
 	time.Sleep(10 * time.Millisecond) // let it wait; Close must work either way
-	closeDone := make(chan error, 1)
-	go func() { closeDone <- w.Close() }()
-	select {
-	case err := <-closeDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close still waiting after 5s for the Next it should have interrupted")
-	}
-	select {
-	case err := <-done:
-		if ne := asError(t, err); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) || ne.Op != "linkwatcher" {
-			t.Errorf("interrupted Next: %v, want linkwatcher: ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Next still waiting after Close")
+	err := closeInterrupts(t, w, done)
+	if ne := asError(t, err); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) || ne.Op != "linkwatcher" {
+		t.Errorf("interrupted Next: %v, want linkwatcher: ErrClosed", err)
 	}
 	if _, err := w.Next(time.Second); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Next after Close: %v", err)
@@ -225,4 +211,28 @@ func TestParseLinkEvents(t *testing.T) {
 	if _, err := parseLinkEvents(event(rtmNewLink, l)[:20]); !errors.Is(err, ErrMalformed) {
 		t.Errorf("cut datagram: %v, want ErrMalformed", err)
 	}
+}
+
+// closeInterrupts closes w from another goroutine while a Next is waiting
+// (its result comes on done) and returns what that Next returned; it fails
+// the test if Close or the Next are still waiting after 5s.
+func closeInterrupts(t *testing.T, w *LinkWatcher, done <-chan error) error {
+	t.Helper()
+	closeDone := make(chan error, 1)
+	go func() { closeDone <- w.Close() }()
+	select {
+	case err := <-closeDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waiting after 5s for the Next it should have interrupted")
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next still waiting 5s after Close")
+	}
+	return nil
 }
