@@ -671,16 +671,9 @@ func reflectEcho(fd int) {
 			return
 		}
 		p := buf[:n]
-		if n < 48 || p[0]>>4 != 6 || p[6] != 58 || p[40] != 128 {
+		if !echoReply6(p) {
 			continue // not an echo request without extension headers
 		}
-		var src [16]byte
-		copy(src[:], p[8:24])
-		copy(p[8:24], p[24:40])
-		copy(p[24:40], src[:])
-		p[40] = 129 // echo reply
-		binary.BigEndian.PutUint16(p[42:44], 0)
-		binary.BigEndian.PutUint16(p[42:44], icmp6Checksum(p))
 		if _, err := unix.Write(fd, p); err != nil {
 			fmt.Fprintln(os.Stderr, "write:", err)
 		}
@@ -821,4 +814,21 @@ func flood(path string, out *json.Encoder) int {
 		}
 	}
 	return 0
+}
+
+// echoReply6 turns p, an ICMPv6 echo request without extension headers,
+// into its reply in place (addresses swapped, type and checksum), and
+// reports whether p was one.
+func echoReply6(p []byte) bool {
+	if len(p) < 48 || p[0]>>4 != 6 || p[6] != 58 || p[40] != 128 {
+		return false
+	}
+	var src [16]byte
+	copy(src[:], p[8:24])
+	copy(p[8:24], p[24:40])
+	copy(p[24:40], src[:])
+	p[40] = 129 // echo reply
+	binary.BigEndian.PutUint16(p[42:44], 0)
+	binary.BigEndian.PutUint16(p[42:44], icmp6Checksum(p))
+	return true
 }

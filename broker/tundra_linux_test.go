@@ -196,16 +196,9 @@ func reflectEchoPI(fd int, out *json.Encoder) {
 			continue
 		}
 		p := buf[4:n]
-		if p[0]>>4 != 6 || p[6] != 58 || p[40] != 128 {
+		if !echoReply6(p) {
 			continue // not an echo request without extension headers
 		}
-		var src [16]byte
-		copy(src[:], p[8:24])
-		copy(p[8:24], p[24:40])
-		copy(p[24:40], src[:])
-		p[40] = 129 // echo reply
-		binary.BigEndian.PutUint16(p[42:44], 0)
-		binary.BigEndian.PutUint16(p[42:44], icmp6Checksum(p))
 		if !announced {
 			out.Encode(tundraResult{Event: "echo request behind a PI header"})
 			announced = true
