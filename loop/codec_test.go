@@ -128,6 +128,7 @@ func TestPacketCodec(t *testing.T) {
 		}
 		// Recv passes a read through whole, counted as Count says.
 		mustWrite(t, b, []byte{4, 'a'})
+		deliver(l)
 		before = l.Stats()
 		buf := make([]byte, 16)
 		if n, err := p.Recv(buf); err != nil || string(buf[:n]) != "a" {
@@ -171,6 +172,7 @@ func TestPacketCodec(t *testing.T) {
 	onLoop(t, l, func() {
 		mustWrite(t, b, []byte{1, 'o'})
 		mustWrite(t, b, []byte{0, 'o'})
+		deliver(l)
 		n, err := p.RecvBatch(bufs, sizes, off)
 		if n != 1 || err != nil {
 			t.Errorf("RecvBatch before a bad read: %d, %v; want 1, nil", n, err)

@@ -99,3 +99,18 @@ func mustWrite(t *testing.T, fd int, b []byte) {
 		t.Fatalf("write: %v", err)
 	}
 }
+
+// waitReadable waits until p, attached to l, has a packet to read: in the
+// descriptor fd's queue, or on io_uring read into p's buffers already.
+func waitReadable(t *testing.T, l *Loop, p *PacketFD, fd int) {
+	t.Helper()
+	waitFor(t, "a packet to be readable", func() bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(fds, 0); n == 1 {
+			return true
+		}
+		ready := false
+		onLoop(t, l, func() { deliver(l); ready = pendingPackets(p) > 0 })
+		return ready
+	})
+}

@@ -27,6 +27,15 @@ type PacketConfig struct {
 	// Budget is the number of packets the PacketFD reads per loop round
 	// before it yields to other registrations; 0 takes the loop's default.
 	Budget int
+	// MaxPacket is the longest packet the descriptor delivers, framing
+	// header not included; 0 means 65535. It sizes the buffers reads land
+	// in on a loop that runs on io_uring (BackendURing), which the loop
+	// owns and copies packets out of: 256 of them per PacketFD, mapped
+	// outside the Go heap and touched only as far as packets fill them.
+	// A longer packet is cut, as a read into a buffer that short would
+	// cut it. Unused on epoll and kqueue, where packets are read straight
+	// into the caller's buffers.
+	MaxPacket int
 }
 
 // MaxSendParts is the most slices Send takes for one packet: enough for a
@@ -52,6 +61,8 @@ type PacketFD struct {
 	hdrLen  int
 	closeFn func() error
 	budget  int
+	// maxPacket sizes ring's buffers (PacketConfig.MaxPacket).
+	maxPacket int
 
 	owner atomic.Pointer[Loop] // nil until attached, while handed off, and once closed
 	// mu orders the control transitions (attach, handoff, close). It is
@@ -86,6 +97,19 @@ type PacketFD struct {
 	// one holds a single packet as sendParts' parts, so that resending a
 	// refused merged write packet by packet allocates nothing.
 	one [1][]byte
+	// ring: the buffers of the io_uring backend's multishot read, once
+	// attached to such a loop; packets read into them and not yet handed
+	// out go with the PacketFD through a handoff.
+	ring *readRing
+	// pollIn is Readable when readiness tells of packets to read, 0 when
+	// the ring's read does.
+	pollIn Events
+	// readsOwn: a layer above does the reads (UDPConn's recvmmsg), with
+	// readiness: never through a ring.
+	readsOwn bool
+	// noRingWrites: the kernel refused a write through the ring (no
+	// RWF_NOWAIT for this descriptor): SendBatch uses write(2).
+	noRingWrites bool
 }
 
 // NewPacketFD wraps the non-blocking descriptor fd for a loop, without
@@ -98,7 +122,10 @@ func NewPacketFD(fd int, cfg PacketConfig) (*PacketFD, error) {
 	if fd < 0 {
 		return nil, &OpError{Op: "attach", Fd: fd, Err: errBadFD}
 	}
-	p := &PacketFD{fd: fd, framer: cfg.Framer, closeFn: cfg.Close, budget: cfg.Budget, onReady: cfg.OnReady}
+	if cfg.MaxPacket < 0 || cfg.MaxPacket > 1<<20 {
+		return nil, &OpError{Op: "attach: max packet " + itoa(cfg.MaxPacket) + " outside 0..1048576", Fd: fd, Err: errInvalid}
+	}
+	p := &PacketFD{fd: fd, framer: cfg.Framer, closeFn: cfg.Close, budget: cfg.Budget, onReady: cfg.OnReady, maxPacket: cfg.MaxPacket}
 	if p.framer != nil {
 		p.hdrLen = p.framer.HeaderLen()
 		if p.hdrLen < 0 || p.hdrLen > maxHeader {
@@ -169,9 +196,15 @@ func (p *PacketFD) Attach(l *Loop) error {
 
 // attach registers p on l and makes l its owner. Loop-only (on l).
 func (p *PacketFD) attach(l *Loop) error {
-	interest := Readable | Writable
+	// On io_uring a multishot read tells of packets (as it reads them);
+	// the poll request is left Hangup, Error and Writable.
+	p.pollIn = Readable
+	if p.readsByRing(l) {
+		p.pollIn = 0
+	}
+	interest := p.pollIn | Writable
 	if lazyWriteInterest && p.armed&Writable == 0 {
-		interest = Readable // a Writable armed before a handoff keeps it
+		interest = p.pollIn // a Writable armed before a handoff keeps it
 	}
 	h, err := l.register(p.fd, Registration{
 		Events:  interest,
@@ -183,6 +216,12 @@ func (p *PacketFD) attach(l *Loop) error {
 		return err
 	}
 	p.h = h
+	if p.pollIn == 0 {
+		if err := p.attachRing(l); err != nil {
+			_ = l.unregister(h)
+			return err
+		}
+	}
 	p.outOn = interest&Writable != 0
 	// Adding an edge-triggered descriptor reports the readiness it already
 	// has, so arming is enough: no packet that is already queued is missed.
@@ -277,17 +316,12 @@ func (p *PacketFD) Recv(b []byte) (int, error) {
 		p.yield(l)
 		return 0, ErrWouldBlock
 	}
-	var n int
-	var errno unix.Errno
-	if p.hdrLen == 0 {
-		n, errno = readFD(p.fd, b)
+	n, errno, sys := p.readPacket(p.rhdr[:p.hdrLen], b)
+	if sys {
+		l.st.syscalls.add(1)
 	} else {
-		setIovec(&p.iov[0], p.rhdr[:p.hdrLen])
-		setIovec(&p.iov[1], b)
-		n, errno = readvFD(p.fd, p.iov[:2])
-		p.iov[1] = unix.Iovec{}
+		p.settleRing()
 	}
-	l.st.syscalls.add(1)
 	if errno != 0 {
 		return 0, p.readError(l, errno)
 	}
@@ -303,6 +337,19 @@ func (p *PacketFD) Recv(b []byte) (int, error) {
 	l.st.packetsIn.add(uint64(packets))
 	l.st.bytesIn.add(uint64(bytes))
 	return n, nil
+}
+
+// readDirect reads one packet with read(2), or with readv(2) when its
+// first len(hdr) bytes go apart.
+func (p *PacketFD) readDirect(hdr, dst []byte) (int, unix.Errno) {
+	if len(hdr) == 0 {
+		return readFD(p.fd, dst)
+	}
+	setIovec(&p.iov[0], hdr)
+	setIovec(&p.iov[1], dst)
+	n, errno := readvFD(p.fd, p.iov[:2])
+	p.iov[1] = unix.Iovec{}
+	return n, errno
 }
 
 func (p *PacketFD) readError(l *Loop, errno unix.Errno) error {
@@ -365,10 +412,13 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 	}
 	limit := min(len(bufs), allow)
 	start := offset - p.hdrLen
-	var bytes uint64
+	var bytes, calls uint64
 	i := 0
 	for ; i < limit; i++ {
-		n, errno := readFD(p.fd, bufs[i][start:])
+		n, errno, sys := p.readPacket(nil, bufs[i][start:])
+		if sys {
+			calls++
+		}
 		if errno != 0 {
 			err = p.readError(l, errno)
 			break
@@ -380,11 +430,8 @@ func (p *PacketFD) RecvBatch(bufs [][]byte, sizes []int, offset int) (int, error
 		sizes[i] = n - p.hdrLen
 		bytes += uint64(sizes[i])
 	}
-	calls := i
-	if err != nil {
-		calls++
-	}
-	l.st.syscalls.add(uint64(calls))
+	p.settleRing()
+	l.st.syscalls.add(calls)
 	l.st.packetsIn.add(uint64(i))
 	l.st.bytesIn.add(bytes)
 	p.used += i
@@ -520,7 +567,7 @@ func (p *PacketFD) writeError(l *Loop, errno unix.Errno) error {
 // full, so asking only after a write did costs nothing on the packet
 // path. Loop-only; reports whether the registration was changed.
 func (p *PacketFD) writeInterest(on bool) bool {
-	ev := Readable
+	ev := p.pollIn
 	if on {
 		ev |= Writable
 	}
@@ -541,8 +588,10 @@ func (p *PacketFD) clearIovecs(k int) {
 	}
 }
 
-// SendBatch writes each bufs[i][offset:] as one packet, one write(2) each,
-// writing the framing header in place into the headroom before offset. It
+// SendBatch writes each bufs[i][offset:] as one packet, one write(2) each
+// (on an io_uring loop, linked writes handed to the kernel with one
+// io_uring_enter; see BackendURing), writing the framing header in place
+// into the headroom before offset. It
 // returns the number of packets written; when err is not nil, bufs[n] is
 // the packet that failed (ErrWouldBlock: not written now, Writable armed;
 // any other error: the kernel refused that packet, or it was refused before
@@ -566,31 +615,29 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 		return 0, &OpError{Op: "sendbatch: offset " + itoa(offset) + " leaves no room for the " + itoa(p.hdrLen) + "-byte header", Fd: p.fd, Err: errInvalid}
 	}
 	start := offset - p.hdrLen
-	var bytes, calls uint64
-	i := 0
-	for ; i < len(bufs); i++ {
-		b := bufs[i]
+	// Each packet is checked and framed before any is written: the
+	// writes may go out as one submission (io_uring), and those before
+	// a refused packet are sent either way.
+	end := len(bufs)
+	var refused error
+	for i, b := range bufs {
 		if len(b) <= offset {
-			err = p.noRoom("sendbatch", i, len(b), offset)
+			refused, end = p.noRoom("sendbatch", i, len(b), offset), i
 			break
 		}
 		if p.hdrLen > 0 {
 			if ferr := p.framer.PutHeader(b[start:offset], b[offset:]); ferr != nil {
-				err = &OpError{Op: "sendbatch: framing packet " + itoa(i), Fd: p.fd, Err: ferr}
+				refused, end = &OpError{Op: "sendbatch: framing packet " + itoa(i), Fd: p.fd, Err: ferr}, i
 				break
 			}
 		}
-		n, errno := writeFD(p.fd, b[start:])
-		if errno != 0 {
-			calls++
-			err = p.writeError(l, errno)
-			break
-		}
-		calls++
-		if n != len(b)-start {
-			err = &OpError{Op: "write: short write", Fd: p.fd, Err: io.ErrShortWrite}
-			break
-		}
+	}
+	i, calls, err := p.writePackets(l, bufs[:end], start)
+	if err == nil && end < len(bufs) {
+		err = refused
+	}
+	var bytes uint64
+	for _, b := range bufs[:i] {
 		bytes += uint64(len(b) - offset)
 	}
 	// Counted once per batch, not once per write: every counter update is
@@ -599,6 +646,40 @@ func (p *PacketFD) SendBatch(bufs [][]byte, offset int) (int, error) {
 	l.st.packetsOut.add(uint64(i))
 	l.st.bytesOut.add(bytes)
 	return i, err
+}
+
+// writePackets writes each bufs[i][start:], framed already, as one
+// packet: through the io_uring ring when p reads through it, one write(2)
+// each otherwise. It returns the packets written and the system calls
+// made; when err is not nil, bufs[n] failed and none after it was
+// written. Loop-only.
+func (p *PacketFD) writePackets(l *Loop, bufs [][]byte, start int) (n int, calls uint64, err error) {
+	if len(bufs) == 0 {
+		return 0, 0, nil
+	}
+	k, errno, short, c, ok := p.writeRing(l, bufs, start)
+	calls = uint64(c)
+	if ok {
+		switch {
+		case errno != 0:
+			err = p.writeError(l, errno)
+		case short:
+			err = &OpError{Op: "write: short write", Fd: p.fd, Err: io.ErrShortWrite}
+		}
+		return k, calls, err
+	}
+	for ; n < len(bufs); n++ {
+		b := bufs[n][start:]
+		w, errno := writeFD(p.fd, b)
+		calls++
+		if errno != 0 {
+			return n, calls, p.writeError(l, errno)
+		}
+		if w != len(b) {
+			return n, calls, &OpError{Op: "write: short write", Fd: p.fd, Err: io.ErrShortWrite}
+		}
+	}
+	return n, calls, nil
 }
 
 // Notify arms the readiness callback for ev and has the loop check the
@@ -654,6 +735,10 @@ func (p *PacketFD) Handoff(to *Loop, onReady ReadyFunc) error {
 		return nil
 	}
 	p.mu.Lock()
+	if err := p.detachRing(from); err != nil {
+		p.mu.Unlock()
+		return &OpError{Op: "handoff", Fd: p.fd, Err: err}
+	}
 	if err := from.unregister(p.h); err != nil {
 		p.mu.Unlock()
 		return err
@@ -707,6 +792,7 @@ func (p *PacketFD) finish() {
 		return
 	}
 	p.owner.Store(nil)
+	p.freeRing()
 	if p.closeFn != nil {
 		p.closeErr = p.closeFn()
 	} else if err := unix.Close(p.fd); err != nil {
@@ -717,6 +803,7 @@ func (p *PacketFD) finish() {
 func (p *PacketFD) closeOnLoopExit() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	_ = p.detachRing(p.h.l) // the buffers go with the descriptor
 	p.finish()
 }
 
@@ -757,9 +844,13 @@ func (p *PacketFD) Close() error {
 				retry = true // handed off meanwhile: close on the new owner
 				return
 			}
+			derr := p.detachRing(l)
 			_ = l.unregister(p.h)
 			p.finish()
 			err = p.closeErr
+			if err == nil {
+				err = derr
+			}
 		})
 		if derr == ErrClosed {
 			// The loop stopped; its shutdown closed the descriptor.

@@ -9,6 +9,9 @@ func (p *PacketFD) recvCodec(l *Loop, bufs [][]byte, sizes []int, offset int) (i
 	if len(bufs) == 0 {
 		return 0, nil
 	}
+	if p.ring != nil {
+		defer p.settleRing()
+	}
 	if err := p.deferred; err != nil {
 		p.deferred = nil
 		return 0, err
@@ -33,8 +36,10 @@ func (p *PacketFD) recvCodec(l *Loop, bufs [][]byte, sizes []int, offset int) (i
 			err = ErrWouldBlock
 			break
 		}
-		got, errno := readFD(p.fd, bufs[n][start:])
-		l.st.syscalls.add(1)
+		got, errno, sys := p.readPacket(nil, bufs[n][start:])
+		if sys {
+			l.st.syscalls.add(1)
+		}
 		if errno != 0 {
 			err = p.readError(l, errno)
 			break

@@ -585,6 +585,7 @@ func TestPacketSteadyStateAllocatesNothing(t *testing.T) {
 				unix.Read(b, peer)
 				unix.Write(b, peer[:20])
 			}
+			deliver(l)
 			if n, err := p.RecvBatch(rbufs, sizes, 16); n != batch || err != nil {
 				t.Fatalf("RecvBatch: %d, %v", n, err)
 			}

@@ -89,6 +89,8 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 		return nil, err
 	}
 	u.p = p
+	// recvmmsg reads the socket itself: no multishot read into a ring.
+	p.readsOwn = true
 	if cfg.GSO {
 		// Probe: a socket option the kernel refuses means no GSO.
 		u.gso = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, 0) == nil

@@ -122,6 +122,8 @@ type pollReq struct {
 	mask      uint32
 	used      bool
 	cancelled bool // removed by us: its completions are dropped, it is not re-armed
+	// ring, for a multishot read: the PacketFD buffers it reads into.
+	ring *readRing
 }
 
 type uringEvent struct {
@@ -152,8 +154,24 @@ type uring struct {
 	armed    bool     // the wake eventfd's request is submitted
 	disabled bool     // created disabled: the loop's thread enables it
 	rearms   uint64   // requests the kernel ended and we submitted again (tests)
+	starved  uint64   // multishot reads ended for want of buffers (tests)
 
-	out []uringEvent
+	// out holds the events of the last wait. spill collects those reaped
+	// while the loop is still delivering out (a ring detached from a
+	// callback); the next wait delivers them first.
+	out, spill []uringEvent
+	maxEvents  int
+	reaps      uint64 // reap passes, to tell a ring's loop of news once per pass
+
+	// wres holds the results of a batch of linked writes in flight
+	// (writeLinked); wdone counts them.
+	wres    []int32
+	wdone   int
+	writing bool
+
+	readMultishot bool // the kernel has IORING_OP_READ_MULTISHOT
+	freeGroups    []uint16
+	nextGroup     uint16
 
 	wakeMu sync.RWMutex
 }
@@ -206,7 +224,7 @@ func newURing(maxEvents int) (*uring, error) {
 		unix.Close(fd)
 		return nil, &OpError{Op: "io_uring: kernel older than 5.13 (features 0x" + strconv.FormatUint(uint64(p.features), 16) + ")", Fd: -1, Err: ErrNotSupported}
 	}
-	u := &uring{fd: fd, wakefd: -1, out: make([]uringEvent, maxEvents), disabled: p.flags&iouSetupRDisabled != 0}
+	u := &uring{fd: fd, wakefd: -1, out: make([]uringEvent, 0, maxEvents), maxEvents: maxEvents, disabled: p.flags&iouSetupRDisabled != 0}
 	size := max(int(p.sqOff.array)+int(p.sqEntries)*4, int(p.cqOff.cqes)+int(p.cqEntries)*int(unsafe.Sizeof(iouCQE{})))
 	u.ring, err = unix.Mmap(fd, iouOffSQRing, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
@@ -233,6 +251,7 @@ func newURing(maxEvents int) (*uring, error) {
 	u.cqMask = *at(p.cqOff.ringMask)
 	u.cqes = unsafe.Slice((*iouCQE)(unsafe.Pointer(&u.ring[p.cqOff.cqes])), p.cqEntries)
 
+	u.readMultishot = u.probeReadMultishot() && !noReadMultishot
 	u.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		u.unmap()
@@ -307,15 +326,7 @@ func pollMask(ev Events) uint32 {
 
 // arm queues a multishot poll request for fd and returns its index.
 func (u *uring) arm(fd int, tok uint64, mask uint32) uint32 {
-	var id uint32
-	if n := len(u.freeReqs); n > 0 {
-		id = u.freeReqs[n-1]
-		u.freeReqs = u.freeReqs[:n-1]
-	} else {
-		id = uint32(len(u.reqs))
-		u.reqs = append(u.reqs, pollReq{})
-	}
-	u.reqs[id] = pollReq{tok: tok, fd: int32(fd), mask: mask, used: true}
+	id := u.newReq(pollReq{tok: tok, fd: int32(fd), mask: mask, used: true})
 	s := u.sqe()
 	s.opcode = iouOpPollAdd
 	s.fd = int32(fd)
@@ -329,6 +340,21 @@ func (u *uring) arm(fd int, tok uint64, mask uint32) uint32 {
 		}
 		u.fdReq[fd] = id + 1
 	}
+	return id
+}
+
+// newReq takes a slot for a request and returns its index, the request's
+// user_data.
+func (u *uring) newReq(r pollReq) uint32 {
+	var id uint32
+	if n := len(u.freeReqs); n > 0 {
+		id = u.freeReqs[n-1]
+		u.freeReqs = u.freeReqs[:n-1]
+	} else {
+		id = uint32(len(u.reqs))
+		u.reqs = append(u.reqs, pollReq{})
+	}
+	u.reqs[id] = r
 	return id
 }
 
@@ -424,7 +450,10 @@ func (u *uring) wait(timeout time.Duration) (int, int, error) {
 		u.arm(u.wakefd, wakeToken, unix.EPOLLIN)
 	}
 	calls := 0
-	n := u.reap(false)
+	// Events reaped while the last ones were being delivered come first.
+	u.out = append(u.out[:0], u.spill...)
+	u.spill = u.spill[:0]
+	n := u.reap()
 	// Completions the kernel has not posted yet: overflowed ones, or task
 	// work left for us to run (deferred or cooperative task running).
 	// They are had with a raw call that cannot sleep: under load that is
@@ -435,7 +464,7 @@ func (u *uring) wait(timeout time.Duration) (int, int, error) {
 		if err := u.submitAlways(); err != nil {
 			return 0, calls, err
 		}
-		n = u.reap(false)
+		n = u.reap()
 	}
 	held := atomic.LoadUint32(u.sqFlags)&iouSQCQOverflow != 0
 	if n > 0 || (timeout == 0 && !held) {
@@ -447,57 +476,90 @@ func (u *uring) wait(timeout time.Duration) (int, int, error) {
 		}
 		return n, calls, nil
 	}
+	minComplete := 1
+	if timeout == 0 {
+		minComplete = 0 // only to have the held completions posted
+	}
+	if e := u.enterWait(minComplete, timeout); e != 0 {
+		return 0, calls + 1, &OpError{Op: "io_uring_enter wait", Fd: u.fd, Err: e}
+	}
+	return u.reap(), calls + 1, nil
+}
+
+// enterWait submits what is queued and waits for minComplete completions,
+// up to timeout (negative: no limit). Interruptions and timeouts are not
+// errors.
+func (u *uring) enterWait(minComplete int, timeout time.Duration) unix.Errno {
 	toSubmit := u.pending()
 	atomic.StoreUint32(u.sqTail, u.tail)
 	var ts iouTimespec
 	arg := iouGeteventsArg{}
-	minComplete := uintptr(1)
-	if timeout == 0 {
-		minComplete = 0 // only to have the held completions posted
-	} else if timeout > 0 {
+	if timeout > 0 {
 		ts = iouTimespec{sec: int64(timeout / time.Second), nsec: int64(timeout % time.Second)}
 		arg.ts = uint64(uintptr(unsafe.Pointer(&ts)))
 	}
-	_, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.fd), uintptr(toSubmit), minComplete,
+	_, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.fd), uintptr(toSubmit), uintptr(minComplete),
 		iouEnterGetEvents|iouEnterExtArg, uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
-	calls++
 	switch e {
 	case 0, unix.EINTR, unix.ETIME, unix.EAGAIN, unix.EBUSY:
-	default:
-		return 0, calls, &OpError{Op: "io_uring_enter wait", Fd: u.fd, Err: e}
+		return 0
 	}
-	return u.reap(false), calls, nil
+	return e
 }
 
-// reap takes completions from the CQ ring into u.out (at most len(u.out);
-// the rest stay for the next wait), re-arming requests the kernel ended.
-// With discard it only retires requests (used by close).
-func (u *uring) reap(discard bool) int {
+// reap takes completions from the CQ ring into u.out, up to maxEvents
+// (the rest stay for the next wait), and returns how many it added.
+func (u *uring) reap() int {
+	return u.reapInto(&u.out, false)
+}
+
+// reapInto takes completions from the CQ ring, re-arming requests the
+// kernel ended, and appends the readiness they carry to dst: without
+// limit for u.spill, up to maxEvents for u.out. It returns how many
+// completions it took. With discard it only retires requests (close).
+func (u *uring) reapInto(dst *[]uringEvent, discard bool) int {
+	u.reaps++
+	limit := u.maxEvents
+	if dst != &u.out {
+		limit = int(^uint(0) >> 1)
+	}
 	head := atomic.LoadUint32(u.cqHead)
 	tail := atomic.LoadUint32(u.cqTail)
-	n := 0
-	for head != tail && (discard || n < len(u.out)) {
+	taken := 0
+	for head != tail && (discard || len(*dst) < limit) {
 		c := &u.cqes[head&u.cqMask]
 		ud, res, flags := c.userData, c.res, c.flags
 		head++
+		taken++
+		if ud >= udWriteBase && ud < udInternal {
+			u.writeCompletion(ud-udWriteBase, res)
+			continue
+		}
 		if ud == udInternal || ud >= uint64(len(u.reqs)) {
 			continue
 		}
 		id := uint32(ud)
 		r := &u.reqs[id]
-		tok, fd, mask, cancelled := r.tok, int(r.fd), r.mask, r.cancelled
-		if flags&iouCQEFMore == 0 {
+		tok, fd, mask, cancelled, ring := r.tok, int(r.fd), r.mask, r.cancelled, r.ring
+		last := flags&iouCQEFMore == 0
+		if last {
 			// The request's last completion: the kernel holds it no more.
 			u.inflight--
 			*r = pollReq{}
 			u.freeReqs = append(u.freeReqs, id)
-			if tok != wakeToken && fd < len(u.fdReq) && u.fdReq[fd] == id+1 {
+			if ring == nil && tok != wakeToken && fd < len(u.fdReq) && u.fdReq[fd] == id+1 {
 				u.fdReq[fd] = 0
 			}
-			if !cancelled && !discard && res >= 0 {
-				u.arm(fd, tok, mask) // submitted with the next enter
-				u.rearms++
+		}
+		if ring != nil {
+			if ev, tell := u.ringCompletion(ring, id, res, flags, last, cancelled || discard); tell {
+				*dst = append(*dst, uringEvent{tok: tok, ev: ev})
 			}
+			continue
+		}
+		if last && !cancelled && !discard && res >= 0 {
+			u.arm(fd, tok, mask) // submitted with the next enter
+			u.rearms++
 		}
 		if cancelled || discard {
 			continue
@@ -523,11 +585,13 @@ func (u *uring) reap(discard bool) int {
 				ev |= Error
 			}
 		}
-		u.out[n] = uringEvent{tok: tok, ev: ev}
-		n++
+		*dst = append(*dst, uringEvent{tok: tok, ev: ev})
 	}
 	atomic.StoreUint32(u.cqHead, head)
-	return n
+	if dst == &u.out {
+		return len(u.out)
+	}
+	return taken
 }
 
 func (u *uring) event(i int) (uint64, Events) {
@@ -580,7 +644,7 @@ func (u *uring) close() error {
 		arg := iouGeteventsArg{ts: uint64(uintptr(unsafe.Pointer(&ts)))}
 		unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(u.fd), 0, uintptr(u.inflight),
 			iouEnterGetEvents|iouEnterExtArg, uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
-		u.reap(true)
+		u.reapInto(&u.spill, true)
 	}
 	if u.inflight > 0 && err == nil {
 		err = &OpError{Op: "io_uring close: requests still held by the kernel", Fd: u.fd, Err: unix.EBUSY}

@@ -100,11 +100,7 @@ func TestPacketZeroLengthRefused(t *testing.T) {
 
 		// A packet waiting is left for the next valid read.
 		mustWrite(t, b, append(make([]byte, hdr), "kept"...))
-		waitFor(t, "the packet to be readable", func() bool {
-			var fds = []unix.PollFd{{Fd: int32(a), Events: unix.POLLIN}}
-			n, _ := unix.Poll(fds, 0)
-			return n == 1
-		})
+		waitReadable(t, l, p, a)
 		onLoop(t, l, func() {
 			before := ioCounters(l)
 			bufs := [][]byte{make([]byte, hdr+8), make([]byte, hdr+8), make([]byte, hdr)}

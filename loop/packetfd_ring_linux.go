@@ -1,0 +1,73 @@
+package loop
+
+import "golang.org/x/sys/unix"
+
+// A PacketFD on an io_uring loop reads through a multishot read into
+// buffers of its own (uring_read_linux.go) instead of read(2) after each
+// readiness event.
+
+// readsByRing reports whether p's reads on l go through a buffer ring:
+// l runs on io_uring and the kernel has multishot reads. Loop-only (on l).
+func (p *PacketFD) readsByRing(l *Loop) bool {
+	u, ok := l.p.(*uring)
+	return ok && u.readMultishot && !p.readsOwn
+}
+
+// attachRing arms p's multishot read on l, mapping its buffers the first
+// time. Loop-only (on l).
+func (p *PacketFD) attachRing(l *Loop) error {
+	if p.ring == nil {
+		size := p.maxPacket
+		if size <= 0 {
+			size = defaultRingPacketLength
+		}
+		r, err := newReadRing(defaultRingBuffers, p.hdrLen+size)
+		if err != nil {
+			return err
+		}
+		p.ring = r
+	}
+	return l.p.(*uring).attachRing(p.ring, p.fd, p.h.token())
+}
+
+// detachRing takes p's buffers back from l's kernel ring; the packets
+// they hold stay pending, for whoever reads p next. Loop-only (on l).
+func (p *PacketFD) detachRing(l *Loop) error {
+	if p.ring == nil || p.ring.u == nil {
+		return nil
+	}
+	err := l.p.(*uring).detachRing(p.ring)
+	if err != nil && p.ring.ringMem == nil {
+		p.ring.plen = 0 // left to the kernel: nothing can be read from it
+	}
+	return err
+}
+
+// freeRing unmaps p's buffers, once detached. The packets they held are
+// dropped.
+func (p *PacketFD) freeRing() {
+	if p.ring != nil {
+		p.ring.free()
+	}
+}
+
+// readPacket reads one packet, its first len(hdr) bytes into hdr and the
+// rest into dst: from the ring's pending packets while there are any or
+// the ring is armed, with read(2) or readv(2) otherwise. sys says whether
+// it made a system call. Loop-only.
+func (p *PacketFD) readPacket(hdr, dst []byte) (n int, errno unix.Errno, sys bool) {
+	if r := p.ring; r != nil && (r.plen > 0 || r.u != nil || r.failed != 0) {
+		n, errno = r.pop(hdr, dst)
+		return n, errno, false
+	}
+	n, errno = p.readDirect(hdr, dst)
+	return n, errno, true
+}
+
+// settleRing hands the kernel the buffers the reads gave back, and arms
+// the ring's read again if it ran out of them. Loop-only.
+func (p *PacketFD) settleRing() {
+	if p.ring != nil {
+		p.ring.settle()
+	}
+}

@@ -1,0 +1,385 @@
+package loop
+
+import (
+	"strconv"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reads on the io_uring backend: one multishot read request per PacketFD
+// (IORING_OP_READ_MULTISHOT, Linux 6.7) that selects its buffers from a
+// provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19). While the request
+// is armed the kernel reads each packet as it arrives into a buffer of the
+// ring and posts a completion naming it; the loop's wait collects them
+// with the other completions, without a system call when they are already
+// there, and RecvBatch copies the packets out and gives the buffers back.
+// A TUN read returns one packet, so on epoll k packets cost k reads and a
+// trailing EAGAIN on top of the wait; here they cost the wait alone.
+//
+// The buffers and the ring the kernel takes them from are mappings of
+// their own, outside the Go heap: the kernel writes into them at any time
+// while the request is armed. They are unmapped only after the request's
+// last completion has arrived (detach waits for it).
+//
+// The request ends when the ring runs out of buffers (a completion with
+// -ENOBUFS and no IORING_CQE_F_MORE): the packet that found no buffer stays
+// in the device's queue, and the request is armed again once RecvBatch has
+// given buffers back. It may also end for reasons of the kernel's own (no
+// IORING_CQE_F_MORE on a packet): it is armed again at once.
+
+const (
+	iouOpReadMultishot = 49 // Linux 6.7
+
+	iouSQEBufferSelect = 1 << 5
+	iouCQEFBuffer      = 1 << 0
+	iouCQEBufferShift  = 16
+
+	iouRegisterProbe        = 8
+	iouRegisterPBufRing     = 22
+	iouUnregisterPBufRing   = 23
+	iouProbeOpSupported     = 1 << 0
+	ringBufEntrySize        = 16 // struct io_uring_buf
+	defaultRingBuffers      = 256
+	maxRingBuffers          = 1 << 15
+	ringDetachTries         = 100
+	defaultRingPacketLength = 65535
+)
+
+type iouBufReg struct {
+	ringAddr    uint64
+	ringEntries uint32
+	bgid        uint16
+	flags       uint16
+	resv        [3]uint64
+}
+
+// ringPacket is one completed read waiting in a buffer of the ring.
+type ringPacket struct {
+	bid uint16
+	n   int32
+}
+
+// readRing is a PacketFD's buffers and its multishot read. The PacketFD
+// owns it for its whole life (pending packets go with it through a
+// handoff); the uring it is attached to drives it. Loop-only (the owning
+// loop's thread).
+type readRing struct {
+	bufSize int // bytes per buffer: header and the largest packet
+	entries uint32
+	ringMem []byte // entries × struct io_uring_buf; the tail overlays entry 0
+	bufMem  []byte // entries × bufSize
+
+	tail, published uint16 // buffers given to the kernel: ours, and what it sees
+
+	// pending: packets read and not yet handed out, oldest first.
+	pend        []ringPacket
+	phead, plen int
+
+	// While attached to a uring.
+	u       *uring
+	fd      int
+	tok     uint64
+	bgid    uint16
+	req     uint32 // index+1 of the read request in u.reqs; 0 when none
+	starved bool   // the request ended for want of buffers: re-arm on return
+	// failed is a read error the kernel reported; the next read returns it
+	// once, and the request is armed again on the read after that.
+	failed  unix.Errno
+	rearm   bool
+	signals uint64 // u.reaps when the loop was last told of new packets
+}
+
+// newReadRing maps entries buffers of bufSize bytes and the ring that
+// lends them to the kernel.
+func newReadRing(entries uint32, bufSize int) (*readRing, error) {
+	r := &readRing{bufSize: bufSize, entries: entries, pend: make([]ringPacket, entries)}
+	var err error
+	r.ringMem, err = unix.Mmap(-1, 0, int(entries)*ringBufEntrySize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, &OpError{Op: "mmap io_uring buffer ring", Fd: -1, Err: err}
+	}
+	// The buffers are touched only as far as packets fill them: small
+	// packets cost a page per buffer, whatever bufSize is.
+	r.bufMem, err = unix.Mmap(-1, 0, int(entries)*bufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		unix.Munmap(r.ringMem)
+		return nil, &OpError{Op: "mmap io_uring read buffers", Fd: -1, Err: err}
+	}
+	return r, nil
+}
+
+// free unmaps the ring. Only once it is detached: the kernel no longer
+// knows its addresses.
+func (r *readRing) free() {
+	if r.u != nil || r.ringMem == nil {
+		return
+	}
+	unix.Munmap(r.ringMem)
+	unix.Munmap(r.bufMem)
+	r.ringMem, r.bufMem = nil, nil
+}
+
+func (r *readRing) buf(bid uint16) []byte {
+	off := int(bid) * r.bufSize
+	return r.bufMem[off : off+r.bufSize : off+r.bufSize]
+}
+
+// lend puts buffer bid in the ring's next free slot; publish makes it
+// visible to the kernel.
+func (r *readRing) lend(bid uint16) {
+	e := unsafe.Slice((*byte)(unsafe.Pointer(&r.ringMem[int(uint32(r.tail)&(r.entries-1))*ringBufEntrySize])), ringBufEntrySize)
+	*(*uint64)(unsafe.Pointer(&e[0])) = uint64(uintptr(unsafe.Pointer(&r.bufMem[int(bid)*r.bufSize])))
+	*(*uint32)(unsafe.Pointer(&e[8])) = uint32(r.bufSize)
+	*(*uint16)(unsafe.Pointer(&e[12])) = bid
+	r.tail++
+}
+
+// publish stores the tail with release ordering. The tail is the 16 bits
+// after entry 0's buffer id; Go has no 16-bit atomic store, so the two go
+// in one 32-bit store, entry 0's id written back as it is (only we write
+// it).
+func (r *readRing) publish() {
+	if r.tail == r.published {
+		return
+	}
+	w := (*uint32)(unsafe.Pointer(&r.ringMem[12]))
+	bid0 := *(*uint16)(unsafe.Pointer(&r.ringMem[12]))
+	if bigEndian {
+		atomic.StoreUint32(w, uint32(bid0)<<16|uint32(r.tail))
+	} else {
+		atomic.StoreUint32(w, uint32(r.tail)<<16|uint32(bid0))
+	}
+	r.published = r.tail
+}
+
+var bigEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 0
+}()
+
+// refill lends every buffer that holds no pending packet: a ring the
+// kernel has just registered starts with nothing in it.
+func (r *readRing) refill() {
+	held := make([]bool, r.entries)
+	for i := 0; i < r.plen; i++ {
+		held[r.pend[(r.phead+i)%len(r.pend)].bid] = true
+	}
+	r.tail, r.published = 0, 0
+	for bid := range r.entries {
+		if !held[bid] {
+			r.lend(uint16(bid))
+		}
+	}
+}
+
+// push records a completed read. There are never more than entries of
+// them: each holds a buffer.
+func (r *readRing) push(bid uint16, n int32) {
+	r.pend[(r.phead+r.plen)%len(r.pend)] = ringPacket{bid: bid, n: n}
+	r.plen++
+}
+
+// pop hands out the oldest pending packet: its first len(hdr) bytes into
+// hdr, the rest into dst (a packet longer than that is cut, as a read into
+// dst would cut it), and the buffer back to the ring (visible to the
+// kernel at the next settle). It returns the packet's length as a read
+// would (header included, cut to what was copied), or EAGAIN when nothing
+// is pending, or a read error the kernel reported.
+func (r *readRing) pop(hdr, dst []byte) (int, unix.Errno) {
+	if r.plen == 0 {
+		if e := r.failed; e != 0 {
+			r.failed = 0
+			r.rearm = true
+			return 0, e
+		}
+		return 0, unix.EAGAIN
+	}
+	pk := r.pend[r.phead]
+	r.phead = (r.phead + 1) % len(r.pend)
+	r.plen--
+	data := r.buf(pk.bid)[:pk.n]
+	h := copy(hdr, data)
+	n := h + copy(dst, data[h:])
+	if r.u != nil {
+		r.lend(pk.bid)
+	}
+	return n, 0
+}
+
+// settle makes the buffers given back visible and arms the read again if
+// it ended for want of them (or after a reported error). Called after a
+// batch of pops.
+func (r *readRing) settle() {
+	if r.u == nil {
+		return
+	}
+	r.publish()
+	if r.req == 0 && (r.rearm || (r.starved && r.plen < int(r.entries))) {
+		r.starved, r.rearm = false, false
+		r.u.armRead(r)
+	}
+}
+
+// readRingSupported probes the kernel for multishot reads (6.7) on a ring
+// that has the rest of what the backend needs.
+func (u *uring) probeReadMultishot() bool {
+	// struct io_uring_probe: 16 bytes, then 8 per op.
+	const ops = 64
+	buf := make([]byte, 16+ops*8)
+	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterProbe, uintptr(unsafe.Pointer(&buf[0])), ops, 0, 0)
+	if e != 0 {
+		return false
+	}
+	lastOp := buf[0]
+	if lastOp < iouOpReadMultishot {
+		return false
+	}
+	op := buf[16+iouOpReadMultishot*8:]
+	flags := *(*uint16)(unsafe.Pointer(&op[2]))
+	return flags&iouProbeOpSupported != 0
+}
+
+// attachRing registers r's buffers with the ring and arms its multishot
+// read of fd, whose readiness goes to tok. Loop-only.
+func (u *uring) attachRing(r *readRing, fd int, tok uint64) error {
+	if !u.readMultishot {
+		return &OpError{Op: "io_uring: multishot read needs Linux 6.7", Fd: fd, Err: ErrNotSupported}
+	}
+	var bgid uint16
+	if n := len(u.freeGroups); n > 0 {
+		bgid = u.freeGroups[n-1]
+		u.freeGroups = u.freeGroups[:n-1]
+	} else {
+		if u.nextGroup == ^uint16(0) {
+			return &OpError{Op: "io_uring: out of buffer group ids", Fd: fd, Err: unix.ENOSPC}
+		}
+		bgid = u.nextGroup
+		u.nextGroup++
+	}
+	r.refill()
+	reg := iouBufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&r.ringMem[0]))), ringEntries: r.entries, bgid: bgid}
+	r.publish()
+	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterPBufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
+	if e != 0 {
+		u.freeGroups = append(u.freeGroups, bgid)
+		return &OpError{Op: "io_uring_register buffer ring of " + strconv.Itoa(int(r.entries)), Fd: fd, Err: e}
+	}
+	r.u, r.fd, r.tok, r.bgid = u, fd, tok, bgid
+	r.starved, r.failed, r.rearm, r.req = false, 0, false, 0
+	u.armRead(r)
+	if err := u.submit(); err != nil {
+		u.detachRing(r)
+		return err
+	}
+	return nil
+}
+
+// armRead queues r's multishot read.
+func (u *uring) armRead(r *readRing) {
+	id := u.newReq(pollReq{tok: r.tok, fd: int32(r.fd), used: true, ring: r})
+	s := u.sqe()
+	s.opcode = iouOpReadMultishot
+	s.flags = iouSQEBufferSelect
+	s.fd = int32(r.fd)
+	s.bufIndex = r.bgid // buf_group
+	s.userData = uint64(id)
+	u.inflight++
+	r.req = id + 1
+}
+
+// detachRing cancels r's read, waits for its last completion (packets it
+// brings are kept as pending), and takes the buffers back from the kernel,
+// so that r may be unmapped or attached elsewhere. Loop-only.
+func (u *uring) detachRing(r *readRing) error {
+	if r.u != u {
+		return nil
+	}
+	var err error
+	if r.req != 0 {
+		u.cancelReq(r.req - 1)
+		if serr := u.submitAlways(); serr != nil {
+			err = serr
+		}
+		for tries := 0; r.req != 0 && tries < ringDetachTries; tries++ {
+			if u.reapInto(&u.spill, true) > 0 || r.req == 0 {
+				continue
+			}
+			u.enterWait(1, 10e6)
+		}
+	}
+	if r.req != 0 {
+		// The kernel still holds the request and may write to the
+		// buffers: they stay mapped for ever rather than be reused.
+		r.ringMem, r.bufMem = nil, nil
+		r.u = nil
+		return &OpError{Op: "io_uring: multishot read not cancelled, its buffers are left mapped", Fd: r.fd, Err: unix.EBUSY}
+	}
+	reg := iouBufReg{bgid: r.bgid}
+	if _, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouUnregisterPBufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0); e != 0 && err == nil {
+		err = &OpError{Op: "io_uring_register unregister buffer ring", Fd: r.fd, Err: e}
+	}
+	u.freeGroups = append(u.freeGroups, r.bgid)
+	r.u = nil
+	return err
+}
+
+// ringCompletion takes a completion of r's read request: a packet, the
+// end of the request, or an error. It reports whether the loop should be
+// told (the first news of this reap).
+func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, last, cancelled bool) (Events, bool) {
+	if last && r.req == id+1 {
+		r.req = 0
+	}
+	if flags&iouCQEFBuffer != 0 {
+		bid := uint16(flags >> iouCQEBufferShift)
+		// A packet that came in while the request was being cancelled is
+		// kept too: it has left the device's queue.
+		if res >= 0 {
+			r.push(bid, res)
+		} else if r.u == u {
+			r.lend(bid) // not a packet after all: back to the ring
+		}
+	}
+	var ev Events
+	switch {
+	case res >= 0:
+		if res > 0 || flags&iouCQEFBuffer != 0 {
+			ev = Readable
+		}
+		if last && !cancelled && r.u == u {
+			u.armRead(r) // ended by the kernel: armed again at once
+			u.rearms++
+		}
+	case res == -int32(unix.ECANCELED) || cancelled:
+	case res == -int32(unix.ENOBUFS):
+		// Every buffer holds a pending packet (or a completion not yet
+		// reaped): the device keeps the next ones until buffers return.
+		if last && r.u == u {
+			u.starved++
+			if r.plen < int(r.entries) {
+				// Some were given back since: the kernel sees them now.
+				r.publish()
+				u.armRead(r)
+				u.rearms++
+			} else {
+				r.starved = true
+			}
+		}
+		ev = Readable
+	default:
+		// Reported by the next read, which arms the request again.
+		r.failed = unix.Errno(-res)
+		ev = Readable | Error
+	}
+	if ev == 0 || cancelled || r.signals == u.reaps {
+		return 0, false
+	}
+	r.signals = u.reaps
+	return ev, true
+}
+
+// noReadMultishot makes rings set up from then on act as a kernel before
+// 6.7, with readiness polls only: for tests of that path.
+var noReadMultishot = false
