@@ -49,11 +49,32 @@
 // the requests at once (a request holds a reference to its file), and
 // Close waits for their last completions before the ring goes. The API,
 // callbacks, budgets, timers, Post/Do, Handoff and Cancel/Notify are the
-// same on both; reads and writes are still read(2)/write(2) calls on the
-// loop's thread. Where io_uring is unavailable (a kernel before 5.13,
-// kernel.io_uring_disabled, EPERM or ENOSYS from a seccomp filter) New
-// falls back to epoll: Loop.Backend says which backend runs and
-// URingUnavailable says why. Under BackendAuto the environment variable
+// same on both.
+//
+// On io_uring a PacketFD does its I/O through the ring too (Linux 6.7 and
+// later; before that, read(2) and write(2) after poll readiness). Reads are
+// one multishot read request per PacketFD (IORING_OP_READ_MULTISHOT) into
+// 256 buffers of PacketConfig.MaxPacket bytes lent to the kernel through a
+// provided-buffer ring; the kernel reads each packet as it arrives, the
+// loop's wait collects the completions with the others, and RecvBatch
+// copies the packets out and gives the buffers back: packets cost no read
+// call and no trailing EAGAIN. A packet therefore becomes readable in the
+// loop round after it arrived, not in the callback that is running when
+// it does: a RecvBatch finds it once the loop has waited again, and the
+// readiness callback says so. When every buffer holds a packet nobody has
+// read the request ends (ENOBUFS) and the next packets wait in the
+// device's queue, as they would for a reader that stopped reading; it is
+// armed again when RecvBatch gives buffers back. Packets read into the
+// buffers go with the PacketFD through a Handoff, and Close, Unregister
+// and a loop's Close cancel the read and wait for its last completion
+// before the buffers are unmapped. SendBatch hands its packets to the
+// kernel as linked writes (IOSQE_IO_LINK, RWF_NOWAIT) with one
+// io_uring_enter that waits for them: a packet refused ends the batch as
+// write(2) would, and no write outlives the call. UDPConn still reads
+// with recvmmsg after readiness. Where io_uring is unavailable (a kernel
+// before 5.13, kernel.io_uring_disabled, EPERM or ENOSYS from a seccomp
+// filter) New falls back to epoll: Loop.Backend says which backend runs
+// and URingUnavailable says why. Under BackendAuto the environment variable
 // TUNDRA_LOOP_BACKEND=uring (or epoll) chooses on Linux; the test suite
 // runs once on each.
 //
