@@ -97,19 +97,11 @@ type PacketFD struct {
 	// one holds a single packet as sendParts' parts, so that resending a
 	// refused merged write packet by packet allocates nothing.
 	one [1][]byte
-	// ring: the buffers of the io_uring backend's multishot read, once
-	// attached to such a loop; packets read into them and not yet handed
-	// out go with the PacketFD through a handoff.
-	ring *readRing
+	// ringState: the io_uring backend's buffers and writes (Linux).
+	ringState
 	// pollIn is Readable when readiness tells of packets to read, 0 when
 	// the ring's read does.
 	pollIn Events
-	// readsOwn: a layer above does the reads (UDPConn's recvmmsg), with
-	// readiness: never through a ring.
-	readsOwn bool
-	// noRingWrites: the kernel refused a write through the ring (no
-	// RWF_NOWAIT for this descriptor): SendBatch uses write(2).
-	noRingWrites bool
 }
 
 // NewPacketFD wraps the non-blocking descriptor fd for a loop, without
@@ -735,10 +727,9 @@ func (p *PacketFD) Handoff(to *Loop, onReady ReadyFunc) error {
 		return nil
 	}
 	p.mu.Lock()
-	if err := p.detachRing(from); err != nil {
-		p.mu.Unlock()
-		return &OpError{Op: "handoff", Fd: p.fd, Err: err}
-	}
+	// A ring the kernel would not give back is abandoned (detachRing
+	// says so with an error): the new owner reads through a new one.
+	_ = p.detachRing(from)
 	if err := from.unregister(p.h); err != nil {
 		p.mu.Unlock()
 		return err

@@ -9,9 +9,7 @@ func (p *PacketFD) recvCodec(l *Loop, bufs [][]byte, sizes []int, offset int) (i
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	if p.ring != nil {
-		defer p.settleRing()
-	}
+	defer p.settleRing()
 	if err := p.deferred; err != nil {
 		p.deferred = nil
 		return 0, err

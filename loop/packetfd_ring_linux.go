@@ -6,6 +6,20 @@ import "golang.org/x/sys/unix"
 // buffers of its own (uring_read_linux.go) instead of read(2) after each
 // readiness event.
 
+// ringState is a PacketFD's part in the io_uring backend's I/O.
+type ringState struct {
+	// ring: the buffers of the multishot read, once attached to such a
+	// loop; packets read into them and not yet handed out go with the
+	// PacketFD through a handoff.
+	ring *readRing
+	// readsOwn: a layer above does the reads (UDPConn's recvmmsg), with
+	// readiness: never through a ring.
+	readsOwn bool
+	// noRingWrites: the kernel refused a write through the ring (no
+	// RWF_NOWAIT for this descriptor): SendBatch uses write(2).
+	noRingWrites bool
+}
+
 // readsByRing reports whether p's reads on l go through a buffer ring:
 // l runs on io_uring and the kernel has multishot reads. Loop-only (on l).
 func (p *PacketFD) readsByRing(l *Loop) bool {
@@ -38,7 +52,9 @@ func (p *PacketFD) detachRing(l *Loop) error {
 	}
 	err := l.p.(*uring).detachRing(p.ring)
 	if err != nil && p.ring.ringMem == nil {
-		p.ring.plen = 0 // left to the kernel: nothing can be read from it
+		// Left to the kernel, packets and all: the next attach maps a
+		// new ring.
+		p.ring = nil
 	}
 	return err
 }
@@ -56,7 +72,7 @@ func (p *PacketFD) freeRing() {
 // the ring is armed, with read(2) or readv(2) otherwise. sys says whether
 // it made a system call. Loop-only.
 func (p *PacketFD) readPacket(hdr, dst []byte) (n int, errno unix.Errno, sys bool) {
-	if r := p.ring; r != nil && (r.plen > 0 || r.u != nil || r.failed != 0) {
+	if r := p.ring; r != nil && (r.plen > 0 || r.u != nil || r.failed != 0 || r.eof) {
 		n, errno = r.pop(hdr, dst)
 		return n, errno, false
 	}

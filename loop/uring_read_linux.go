@@ -86,7 +86,11 @@ type readRing struct {
 	starved bool   // the request ended for want of buffers: re-arm on return
 	// failed is a read error the kernel reported; the next read returns it
 	// once, and the request is armed again on the read after that.
-	failed  unix.Errno
+	failed unix.Errno
+	// eof: the read returned 0 (end of file, or an empty datagram): the
+	// next read returns 0 once, and the request is armed again on the
+	// read after that (not at once, which would spin on end of file).
+	eof     bool
 	rearm   bool
 	signals uint64 // u.reaps when the loop was last told of new packets
 }
@@ -194,6 +198,11 @@ func (r *readRing) pop(hdr, dst []byte) (int, unix.Errno) {
 			r.rearm = true
 			return 0, e
 		}
+		if r.eof {
+			r.eof = false
+			r.rearm = true
+			return 0, 0
+		}
 		return 0, unix.EAGAIN
 	}
 	pk := r.pend[r.phead]
@@ -267,7 +276,7 @@ func (u *uring) attachRing(r *readRing, fd int, tok uint64) error {
 		return &OpError{Op: "io_uring_register buffer ring of " + strconv.Itoa(int(r.entries)), Fd: fd, Err: e}
 	}
 	r.u, r.fd, r.tok, r.bgid = u, fd, tok, bgid
-	r.starved, r.failed, r.rearm, r.req = false, 0, false, 0
+	r.starved, r.failed, r.eof, r.rearm, r.req = false, 0, false, false, 0
 	u.armRead(r)
 	if err := u.submit(); err != nil {
 		u.detachRing(r)
@@ -303,7 +312,9 @@ func (u *uring) detachRing(r *readRing) error {
 			err = serr
 		}
 		for tries := 0; r.req != 0 && tries < ringDetachTries; tries++ {
-			if u.reapInto(&u.spill, true) > 0 || r.req == 0 {
+			// Not discard: the other requests' news goes to spill for
+			// the next wait; this one's is dropped, being cancelled.
+			if u.reapInto(&u.spill, false) > 0 || r.req == 0 {
 				continue
 			}
 			u.enterWait(1, 10e6)
@@ -344,10 +355,14 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 	}
 	var ev Events
 	switch {
-	case res >= 0:
-		if res > 0 || flags&iouCQEFBuffer != 0 {
-			ev = Readable
+	case res == 0 && flags&iouCQEFBuffer == 0:
+		// A read of 0 bytes: end of file, or an empty datagram.
+		if !cancelled {
+			r.eof = true
+			ev = Readable | Hangup
 		}
+	case res >= 0:
+		ev = Readable
 		if last && !cancelled && r.u == u {
 			u.armRead(r) // ended by the kernel: armed again at once
 			u.rearms++

@@ -1,0 +1,688 @@
+package loop
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Tests of the io_uring backend's reads through a multishot read into a
+// PacketFD's buffer ring (uring_read_linux.go).
+
+// seqPacket is packet i of a test stream: its sequence number, then bytes
+// that depend on it, so that a packet copied from the wrong buffer shows.
+func seqPacket(i uint32) []byte {
+	b := make([]byte, 20)
+	binary.BigEndian.PutUint32(b, i)
+	for j := 4; j < len(b); j++ {
+		b[j] = byte(i) ^ byte(j*37)
+	}
+	return b
+}
+
+// writeSeqs sends packets from..to-1 on fd, waiting while the peer's
+// queue is full.
+func writeSeqs(t *testing.T, fd int, from, to uint32) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := from; i < to; {
+		_, err := unix.Write(fd, seqPacket(i))
+		switch {
+		case err == nil:
+			i++
+		case err == unix.EAGAIN || err == unix.ENOBUFS:
+			if time.Now().After(deadline) {
+				t.Fatalf("peer's queue stayed full at packet %d", i)
+			}
+			time.Sleep(time.Millisecond)
+		default:
+			t.Fatalf("write packet %d: %v", i, err)
+		}
+	}
+}
+
+// growSendBuffer lets fd's socket queue many small datagrams (AF_UNIX
+// datagrams are charged to the sender's buffer until they are read).
+func growSendBuffer(fd int) {
+	const size = 4 << 20
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size) // capped at wmem_max
+	}
+}
+
+// seqLog collects a test stream's packets as a PacketFD's callback reads
+// them.
+type seqLog struct {
+	t   *testing.T
+	mu  sync.Mutex
+	got []uint32
+}
+
+// drain reads p with RecvBatch until it runs dry (or the round's budget
+// is spent; the callback is armed either way), checking each packet's
+// content. Loop-only.
+func (s *seqLog) drain(p *PacketFD) {
+	bufs := make([][]byte, 8)
+	for i := range bufs {
+		bufs[i] = make([]byte, 64)
+	}
+	sizes := make([]int, len(bufs))
+	for {
+		n, err := p.RecvBatch(bufs, sizes, 0)
+		s.mu.Lock()
+		for i := range n {
+			b := bufs[i][:sizes[i]]
+			if len(b) < 4 {
+				s.t.Errorf("packet of %d bytes", len(b))
+				continue
+			}
+			seq := binary.BigEndian.Uint32(b)
+			if want := seqPacket(seq); string(b) != string(want) {
+				s.t.Errorf("packet %d: % x, want % x", seq, b, want)
+			}
+			s.got = append(s.got, seq)
+		}
+		s.mu.Unlock()
+		if errors.Is(err, ErrWouldBlock) {
+			return
+		}
+		if err != nil {
+			s.t.Errorf("RecvBatch: %v", err)
+			return
+		}
+		if n < len(bufs) {
+			return
+		}
+	}
+}
+
+func (s *seqLog) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+// wait waits for n packets and checks they are 0..n-1 in order: none
+// lost, duplicated or reordered.
+func (s *seqLog) wait(n int) {
+	s.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.count() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.t.Fatalf("timed out waiting for %d packets: received %d: %v", n, len(s.got), s.got)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.got) != n {
+		s.t.Errorf("received %d packets, want %d", len(s.got), n)
+	}
+	for i, seq := range s.got {
+		if seq != uint32(i) {
+			s.t.Fatalf("packet %d has sequence %d: lost, duplicated or reordered (got %v)", i, seq, s.got)
+		}
+	}
+}
+
+// hold blocks l until the returned function is called, so that what is
+// written meanwhile is all there when it next waits.
+func hold(t *testing.T, l *Loop) (release func()) {
+	t.Helper()
+	ch := make(chan struct{})
+	held := make(chan struct{})
+	if err := l.Post(func() { close(held); <-ch }); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	return func() { close(ch) }
+}
+
+// mapped reports whether the n bytes at addr are all mapped in this
+// process (mincore fails with ENOMEM on a page that is not).
+func mapped(t *testing.T, addr, n uintptr) bool {
+	t.Helper()
+	vec := make([]byte, (n+4095)/4096)
+	_, _, e := unix.Syscall(unix.SYS_MINCORE, addr, n, uintptr(unsafe.Pointer(&vec[0])))
+	switch e {
+	case 0:
+		return true
+	case unix.ENOMEM:
+		return false
+	}
+	t.Fatalf("mincore: %v", e)
+	return false
+}
+
+// On io_uring a PacketFD's packets are read by the kernel into its buffer
+// ring and RecvBatch copies them out, in order and intact, with no system
+// call per packet: the loop's stats count only its waits, fewer system
+// calls than packets, where an epoll loop doing the same reads each
+// packet with a read(2) of its own.
+func TestURingReadsThroughRing(t *testing.T) {
+	checkLeaks(t)
+	const n = 50
+	for _, c := range []struct {
+		name string
+		new  func(t *testing.T) *Loop
+	}{
+		{"uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
+		{"epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := c.new(t)
+			a, b := dgramPair(t)
+			closeLater(t, b)
+			log := &seqLog{t: t}
+			p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) { log.drain(p) }})
+			t.Cleanup(func() { p.Close() })
+			onLoop(t, l, func() {
+				if c.name == "uring" && (p.ring == nil || p.pollIn != 0) {
+					t.Errorf("on io_uring: ring %v, pollIn %v; want a ring and no Readable poll", p.ring != nil, p.pollIn)
+				}
+				if c.name == "epoll" && (p.ring != nil || p.pollIn != Readable) {
+					t.Errorf("on epoll: ring %v, pollIn %v; want no ring and a Readable poll", p.ring != nil, p.pollIn)
+				}
+			})
+			// All n queued before the loop looks: one wait takes them.
+			release := hold(t, l)
+			writeSeqs(t, b, 0, n)
+			release()
+			log.wait(n)
+			s := l.Stats()
+			if s.PacketsIn != n {
+				t.Errorf("stats count %d packets in, want %d", s.PacketsIn, n)
+			}
+			switch c.name {
+			case "uring":
+				if s.Syscalls >= n {
+					t.Errorf("%d system calls for %d packets: reads from the ring should cost none", s.Syscalls, n)
+				}
+			case "epoll":
+				if s.Syscalls < n {
+					t.Errorf("%d system calls for %d packets on epoll, want a read each", s.Syscalls, n)
+				}
+			}
+			t.Logf("%s: %d system calls, %d rounds for %d packets", c.name, s.Syscalls, s.Rounds, n)
+		})
+	}
+}
+
+// More packets than the ring has buffers, while nobody reads: the ring
+// fills, the kernel ends the read for want of a buffer (ENOBUFS) and the
+// rest wait in the socket. Once RecvBatch gives buffers back the read is
+// armed again, and every packet arrives, in order, none lost or
+// duplicated.
+func TestURingReadENOBUFSRecovery(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	u := l.p.(*uring)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	growSendBuffer(b)
+	const total = 600
+	log := &seqLog{t: t}
+	var reading atomic.Bool
+	var callbacks atomic.Int32
+	p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) {
+		callbacks.Add(1)
+		if reading.Load() {
+			log.drain(p)
+		}
+	}})
+	t.Cleanup(func() { p.Close() })
+	writeSeqs(t, b, 0, total)
+	var starved uint64
+	waitFor(t, "the ring to fill and its read to end with ENOBUFS", func() bool {
+		full := false
+		onLoop(t, l, func() {
+			deliver(l)
+			starved = u.starved
+			full = pendingPackets(p) == defaultRingBuffers && u.starved > 0
+		})
+		return full
+	})
+	onLoop(t, l, func() {
+		if !p.ring.starved || p.ring.req != 0 {
+			t.Errorf("full ring: starved %v, request %d; want starved with no request", p.ring.starved, p.ring.req)
+		}
+	})
+	if callbacks.Load() == 0 {
+		t.Error("no callback for the packets in the ring")
+	}
+	reading.Store(true)
+	onLoop(t, l, func() { p.Notify(Readable) })
+	log.wait(total)
+	onLoop(t, l, func() {
+		if u.starved < starved {
+			t.Errorf("starved count went from %d to %d", starved, u.starved)
+		}
+		if p.ring.starved || p.ring.req == 0 || pendingPackets(p) != 0 {
+			t.Errorf("after the drain: starved %v, request %d, %d pending; want the read armed, nothing pending", p.ring.starved, p.ring.req, pendingPackets(p))
+		}
+	})
+	if s := l.Stats(); s.PacketsIn != total {
+		t.Errorf("stats count %d packets in, want %d", s.PacketsIn, total)
+	}
+	t.Logf("starved %d times", starved)
+	// And the read goes on.
+	writeSeqs(t, b, total, total+5)
+	log.wait(total + 5)
+}
+
+// The kernel ends a multishot read whose completion finds the completion
+// queue full (a last completion, without IORING_CQE_F_MORE, carrying a
+// packet, kept on the overflow list). With a queue of 8 completions
+// (MaxEvents(4)) and 64 packets waiting at once, it does; the backend
+// keeps that packet and arms the read again at once, and every packet
+// arrives in order, later ones too.
+func TestURingReadRearmAfterKernelEnd(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t, MaxEvents(4))
+	u := l.p.(*uring)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	log := &seqLog{t: t}
+	p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) { log.drain(p) }})
+	t.Cleanup(func() { p.Close() })
+	var before uint64
+	onLoop(t, l, func() { before = u.rearms })
+	const n = 64
+	release := hold(t, l)
+	writeSeqs(t, b, 0, n)
+	release()
+	log.wait(n)
+	var rearms, starved uint64
+	onLoop(t, l, func() { rearms, starved = u.rearms-before, u.starved })
+	if rearms == 0 {
+		t.Errorf("the read was not ended by the kernel and re-armed (starved %d): the test did not overflow the completion queue", starved)
+	}
+	t.Logf("%d re-arms", rearms)
+	writeSeqs(t, b, n, n+10)
+	log.wait(n + 10)
+}
+
+// Closing a PacketFD whose ring holds packets and whose read is armed,
+// from another goroutine, from its own callback, or by closing its loop:
+// the descriptor is closed, the buffers unmapped, and the uring keeps no
+// request for it.
+func TestURingReadCloseInFlight(t *testing.T) {
+	const pending = 5
+	// setup attaches a PacketFD to l with packets pending in its ring and
+	// its read armed. It returns the loop's requests before the attach and
+	// where the buffers are mapped.
+	setup := func(t *testing.T, l *Loop, a, b int, onReady ReadyFunc) (p *PacketFD, inflight int, buf, size uintptr) {
+		t.Helper()
+		u := l.p.(*uring)
+		onLoop(t, l, func() { inflight = u.inflight })
+		p = attach(t, l, a, PacketConfig{OnReady: onReady})
+		writeSeqs(t, b, 0, pending)
+		waitFor(t, "packets in the ring", func() bool {
+			n := 0
+			onLoop(t, l, func() { deliver(l); n = pendingPackets(p) })
+			return n == pending
+		})
+		var req uint32
+		var attached bool
+		onLoop(t, l, func() {
+			req, attached = p.ring.req, p.ring.u == u
+			buf, size = uintptr(unsafe.Pointer(&p.ring.bufMem[0])), uintptr(len(p.ring.bufMem))
+		})
+		if req == 0 || !attached {
+			t.Fatalf("ring's read not armed: request %d, attached %v", req, attached)
+		}
+		if !mapped(t, buf, size) {
+			t.Fatal("mincore: the ring's buffers are not mapped before the close")
+		}
+		return p, inflight, buf, size
+	}
+	// check runs on l (or after it stopped) once p is closed.
+	check := func(t *testing.T, p *PacketFD) {
+		t.Helper()
+		if p.ring.ringMem != nil || p.ring.bufMem != nil || p.ring.u != nil {
+			t.Errorf("after Close: ring mapped %v, buffers mapped %v, attached %v", p.ring.ringMem != nil, p.ring.bufMem != nil, p.ring.u != nil)
+		}
+	}
+	// released waits until l's uring holds no more requests than before.
+	released := func(t *testing.T, l *Loop, p *PacketFD, before int) {
+		t.Helper()
+		u := l.p.(*uring)
+		var now int
+		waitFor(t, "the uring's requests for the PacketFD to end", func() bool {
+			onLoop(t, l, func() { now = u.inflight })
+			return now == before
+		})
+		onLoop(t, l, func() { check(t, p) })
+	}
+
+	t.Run("other goroutine", func(t *testing.T) {
+		checkLeaks(t)
+		l := newURingLoop(t)
+		a, b := dgramPair(t)
+		closeLater(t, b)
+		p, before, buf, size := setup(t, l, a, b, func(*PacketFD, Events) {})
+		if err := p.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if isOpen(a) {
+			t.Error("descriptor open after Close")
+		}
+		if mapped(t, buf, size) {
+			t.Error("the ring's buffers are still mapped after Close")
+		}
+		released(t, l, p, before)
+	})
+
+	t.Run("own callback", func(t *testing.T) {
+		checkLeaks(t)
+		l := newURingLoop(t)
+		a, b := dgramPair(t)
+		closeLater(t, b)
+		var closeNow atomic.Bool
+		type result struct {
+			err            error
+			pending, armed int
+		}
+		closed := make(chan result, 1)
+		p, before, buf, size := setup(t, l, a, b, func(p *PacketFD, ev Events) {
+			if !closeNow.Load() {
+				return
+			}
+			r := result{pending: pendingPackets(p), armed: int(p.ring.req)}
+			r.err = p.Close()
+			closed <- r
+		})
+		closeNow.Store(true)
+		onLoop(t, l, func() { p.Notify(Readable) })
+		var r result
+		select {
+		case r = <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("callback did not run")
+		}
+		if r.err != nil {
+			t.Fatalf("Close in the callback: %v", r.err)
+		}
+		if r.pending != pending || r.armed == 0 {
+			t.Errorf("at the close: %d pending, request %d; want %d pending and the read armed", r.pending, r.armed, pending)
+		}
+		if isOpen(a) {
+			t.Error("descriptor open after Close in its callback")
+		}
+		if mapped(t, buf, size) {
+			t.Error("the ring's buffers are still mapped after Close")
+		}
+		released(t, l, p, before)
+	})
+
+	t.Run("loop close", func(t *testing.T) {
+		checkLeaks(t)
+		l := newURingLoop(t)
+		a, b := dgramPair(t)
+		closeLater(t, b)
+		p, _, buf, size := setup(t, l, a, b, func(*PacketFD, Events) {})
+		if err := l.Close(); err != nil {
+			t.Fatalf("loop Close: %v", err)
+		}
+		// The loop has stopped: its state may be read here.
+		if isOpen(a) {
+			t.Error("descriptor open after its loop closed")
+		}
+		if mapped(t, buf, size) {
+			t.Error("the ring's buffers are still mapped after the loop closed")
+		}
+		check(t, p)
+		if n := l.p.(*uring).inflight; n != 0 {
+			t.Errorf("%d requests in flight after the loop closed", n)
+		}
+		if err := p.Close(); err != nil {
+			t.Errorf("PacketFD Close after its loop closed: %v", err)
+		}
+	})
+}
+
+// A handoff takes the packets already read into the ring along: the new
+// owner, on io_uring or on epoll, reads them first, in order and intact,
+// then the ones that came during the handoff and later.
+func TestURingReadHandoffKeepsPending(t *testing.T) {
+	for _, to := range []struct {
+		name string
+		new  func(t *testing.T) *Loop
+	}{
+		{"to uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
+		{"to epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
+	} {
+		t.Run(to.name, func(t *testing.T) {
+			checkLeaks(t)
+			la := newURingLoop(t)
+			lb := to.new(t)
+			a, b := dgramPair(t)
+			closeLater(t, b)
+			const early, late, later = 20, 30, 10
+			var readOnA atomic.Int32
+			p := attach(t, la, a, PacketConfig{OnReady: func(*PacketFD, Events) { readOnA.Add(1) }})
+			t.Cleanup(func() { p.Close() })
+			writeSeqs(t, b, 0, early)
+			waitFor(t, "the early packets in the ring", func() bool {
+				n := 0
+				onLoop(t, la, func() { deliver(la); n = pendingPackets(p) })
+				return n == early
+			})
+			// The new loop takes the PacketFD only once released: packets
+			// written meanwhile are read (on io_uring into buffers of the
+			// ring) as it lands, before its callback has read the early
+			// ones, which must be in buffers the kernel was not lent.
+			log := &seqLog{t: t}
+			release := hold(t, lb)
+			var err error
+			onLoop(t, la, func() { err = p.Handoff(lb, func(p *PacketFD, ev Events) { log.drain(p) }) })
+			if err != nil {
+				release()
+				t.Fatalf("Handoff: %v", err)
+			}
+			writeSeqs(t, b, early, early+late)
+			release()
+			log.wait(early + late)
+			// And later ones.
+			writeSeqs(t, b, early+late, early+late+later)
+			log.wait(early + late + later)
+			onLoop(t, lb, func() {
+				_, uringB := lb.p.(*uring)
+				if uringB && (p.pollIn != 0 || p.ring.u != lb.p) {
+					t.Errorf("on the new uring loop: pollIn %v, ring attached there %v", p.pollIn, p.ring.u == lb.p)
+				}
+				if !uringB && p.pollIn != Readable {
+					t.Errorf("on the epoll loop: pollIn %v, want Readable", p.pollIn)
+				}
+			})
+			if sa, sb := la.Stats(), lb.Stats(); sa.PacketsIn != 0 || sb.PacketsIn != early+late+later {
+				t.Errorf("old loop read %d (want 0), new loop %d (want %d)", sa.PacketsIn, sb.PacketsIn, early+late+later)
+			}
+			if err := p.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if isOpen(a) {
+				t.Error("descriptor open after Close")
+			}
+		})
+	}
+}
+
+// On a kernel without multishot reads (before 6.7) a PacketFD on the
+// io_uring backend has no ring: readiness polls tell of packets and each
+// is read with read(2), which still delivers them all.
+func TestURingReadNoMultishotFallback(t *testing.T) {
+	checkLeaks(t)
+	saved := noReadMultishot
+	noReadMultishot = true
+	t.Cleanup(func() { noReadMultishot = saved })
+	l := newURingLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	log := &seqLog{t: t}
+	p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) { log.drain(p) }})
+	t.Cleanup(func() { p.Close() })
+	onLoop(t, l, func() {
+		if u := l.p.(*uring); u.readMultishot {
+			t.Error("noReadMultishot set, yet the uring uses multishot reads")
+		}
+		if p.ring != nil || p.pollIn != Readable {
+			t.Errorf("ring %v, pollIn %v; want no ring and a Readable poll", p.ring != nil, p.pollIn)
+		}
+	})
+	const n = 20
+	writeSeqs(t, b, 0, n)
+	log.wait(n)
+	if s := l.Stats(); s.Syscalls < n {
+		t.Errorf("%d system calls for %d packets read with read(2)", s.Syscalls, n)
+	}
+}
+
+// Detaching a ring (Close from a callback) collects completions while the
+// loop is still delivering a round: those of other registrations must
+// reach them in the next round, not be dropped. A pipe written just before
+// the close still gets its handler called.
+func TestURingDetachKeepsOthersReadiness(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	p := attach(t, l, a, PacketConfig{OnReady: func(*PacketFD, Events) {}})
+	r, w := pipe(t)
+	closeLater(t, w)
+	called := make(chan struct{}, 1)
+	if _, err := l.Register(r, Registration{Events: Readable, Handler: func(Events) {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	onLoop(t, l, func() {
+		mustWrite(t, w, []byte("x"))
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	select {
+	case <-called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pipe's handler never ran: its readiness was dropped by the ring's detach")
+	}
+}
+
+// A read of 0 bytes (the end of a stream) is handed out once as a read of
+// 0, and the read is armed again only by the next read, not at once: an
+// end of file would otherwise bring the loop a completion per round,
+// forever.
+func TestURingReadEndOfFile(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := fds[0], fds[1]
+	hangup := make(chan Events, 1)
+	p := attach(t, l, a, PacketConfig{OnReady: func(_ *PacketFD, ev Events) {
+		select {
+		case hangup <- ev:
+		default:
+		}
+	}})
+	mustWrite(t, b, []byte("last words"))
+	unix.Close(b)
+	select {
+	case ev := <-hangup:
+		if ev&Readable == 0 {
+			t.Errorf("callback with %v, want Readable", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no callback after the peer closed")
+	}
+	waitFor(t, "the end of the stream to be read into the ring", func() bool {
+		eof := false
+		onLoop(t, l, func() { deliver(l); eof = p.ring.eof })
+		return eof
+	})
+	before := l.Stats()
+	time.Sleep(50 * time.Millisecond) // the loop idles: no completion per round
+	if s := l.Stats(); s.Rounds-before.Rounds > 5 {
+		t.Errorf("%d loop rounds in 50ms at end of file, want an idle loop", s.Rounds-before.Rounds)
+	}
+	onLoop(t, l, func() {
+		buf := make([]byte, 64)
+		n, err := p.Recv(buf)
+		if err != nil || string(buf[:n]) != "last words" {
+			t.Errorf("Recv: %q, %v; want the data before the end", buf[:n], err)
+		}
+		if n, err := p.Recv(buf); n != 0 || err != nil {
+			t.Errorf("Recv at the end: %d, %v; want 0, nil once", n, err)
+		}
+		if _, err := p.Recv(buf); !errors.Is(err, ErrWouldBlock) {
+			t.Errorf("Recv after the end: %v, want ErrWouldBlock until the re-armed read says more", err)
+		}
+	})
+}
+
+// On io_uring SendBatch goes out as linked writes with one io_uring_enter:
+// every packet arrives in order, the stats count one call for the batch,
+// and a packet refused ends the batch there, the ones after it not
+// written, as write(2) one by one would have it.
+func TestURingLinkedWrites(t *testing.T) {
+	checkLeaks(t)
+	l := newURingLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	p := attach(t, l, a, PacketConfig{OnReady: func(*PacketFD, Events) {}})
+	bufs := make([][]byte, 40)
+	for i := range bufs {
+		bufs[i] = seqPacket(uint32(i))
+	}
+	onLoop(t, l, func() {
+		before := l.Stats()
+		if n, err := p.SendBatch(bufs, 0); n != len(bufs) || err != nil {
+			t.Fatalf("SendBatch: %d, %v", n, err)
+		}
+		s := l.Stats()
+		if calls := s.Syscalls - before.Syscalls; calls != 1 {
+			t.Errorf("SendBatch of %d made %d system calls, want 1", len(bufs), calls)
+		}
+		if s.PacketsOut-before.PacketsOut != uint64(len(bufs)) {
+			t.Errorf("counted %d packets out", s.PacketsOut-before.PacketsOut)
+		}
+	})
+	buf := make([]byte, 64)
+	for i := range bufs {
+		n, err := unix.Read(b, buf)
+		if err != nil || string(buf[:n]) != string(bufs[i]) {
+			t.Fatalf("peer's packet %d: % x, %v; want % x", i, buf[:max(n, 0)], err, bufs[i])
+		}
+	}
+	// A datagram larger than the socket can ever send (EMSGSIZE) in the
+	// middle: the two before it go, it is reported, none after it goes.
+	huge := make([]byte, 1<<22)
+	huge[0] = 0x45
+	mixed := [][]byte{bufs[0], bufs[1], huge, bufs[2], bufs[3]}
+	onLoop(t, l, func() {
+		n, err := p.SendBatch(mixed, 0)
+		if n != 2 || err == nil || errors.Is(err, ErrWouldBlock) {
+			t.Errorf("SendBatch with packet 2 too big: %d, %v; want 2 and the kernel's refusal", n, err)
+		}
+	})
+	for i := range 2 {
+		if n, err := unix.Read(b, buf); err != nil || string(buf[:n]) != string(bufs[i]) {
+			t.Errorf("peer's packet %d after the refusal: % x, %v", i, buf[:max(n, 0)], err)
+		}
+	}
+	if n, err := unix.Read(b, buf); err != unix.EAGAIN {
+		t.Errorf("peer read %d more bytes (%v): a packet after the refused one was written", n, err)
+	}
+}
