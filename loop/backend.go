@@ -41,7 +41,7 @@ const (
 	// BackendURing is io_uring (Linux 5.13 and later): readiness as
 	// multishot poll requests, completions reaped from the shared ring
 	// without a system call when they are already there, and from Linux
-	// 6.7 a PacketFD's reads as a multishot read into buffers the loop
+	// 6.12 a PacketFD's reads as a multishot read into buffers the loop
 	// lends the kernel and its batches as linked writes (see the package
 	// documentation, Backends). Opt-in. Where
 	// io_uring is unavailable (an older kernel, kernel.io_uring_disabled,

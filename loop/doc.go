@@ -51,8 +51,9 @@
 // callbacks, budgets, timers, Post/Do, Handoff and Cancel/Notify are the
 // same on both.
 //
-// On io_uring a PacketFD does its I/O through the ring too (Linux 6.7 and
-// later; before that, read(2) and write(2) after poll readiness). Reads are
+// On io_uring a PacketFD does its I/O through the ring too (Linux 6.12 and
+// later, the first without known bugs of multishot reads; before that,
+// read(2) and write(2) after poll readiness). Reads are
 // one multishot read request per PacketFD (IORING_OP_READ_MULTISHOT) into
 // 256 buffers of PacketConfig.MaxPacket bytes lent to the kernel through a
 // provided-buffer ring; the kernel reads each packet as it arrives, the
@@ -64,10 +65,15 @@
 // readiness callback says so. When every buffer holds a packet nobody has
 // read the request ends (ENOBUFS) and the next packets wait in the
 // device's queue, as they would for a reader that stopped reading; it is
-// armed again when RecvBatch gives buffers back. Packets read into the
-// buffers go with the PacketFD through a Handoff, and Close, Unregister
-// and a loop's Close cancel the read and wait for its last completion
-// before the buffers are unmapped. SendBatch hands its packets to the
+// armed again when RecvBatch gives buffers back. A read of 0 bytes (end
+// of file, an empty datagram) is handed out once as a packet of 0 bytes,
+// then reads return ErrWouldBlock until the descriptor has more: read(2)
+// would go on returning 0. Packets read into the buffers go with the
+// PacketFD through a Handoff, and Close, Handoff and a loop's Close cancel
+// the read and wait for its last completion before the buffers are
+// unmapped; should the kernel not end the read within a second, the
+// buffers are left mapped for good and the packets in them dropped (Close
+// returns an error wrapping EBUSY). SendBatch hands its packets to the
 // kernel as linked writes (IOSQE_IO_LINK, RWF_NOWAIT) with one
 // io_uring_enter that waits for them: a packet refused ends the batch as
 // write(2) would, and no write outlives the call. UDPConn still reads

@@ -649,7 +649,7 @@ func (p *PacketFD) writePackets(l *Loop, bufs [][]byte, start int) (n int, calls
 	if len(bufs) == 0 {
 		return 0, 0, nil
 	}
-	k, errno, short, c, ok := p.writeRing(l, bufs, start)
+	n, errno, short, c, ok := p.writeRing(l, bufs, start)
 	calls = uint64(c)
 	if ok {
 		switch {
@@ -658,7 +658,7 @@ func (p *PacketFD) writePackets(l *Loop, bufs [][]byte, start int) (n int, calls
 		case short:
 			err = &OpError{Op: "write: short write", Fd: p.fd, Err: io.ErrShortWrite}
 		}
-		return k, calls, err
+		return n, calls, err
 	}
 	for ; n < len(bufs); n++ {
 		b := bufs[n][start:]

@@ -35,7 +35,8 @@ func (p *PacketFD) attachRing(l *Loop) error {
 		if size <= 0 {
 			size = defaultRingPacketLength
 		}
-		r, err := newReadRing(defaultRingBuffers, p.hdrLen+size)
+		// Each buffer starts on a cache line.
+		r, err := newReadRing(defaultRingBuffers, (p.hdrLen+size+63)&^63)
 		if err != nil {
 			return err
 		}

@@ -42,7 +42,6 @@ const (
 	iouProbeOpSupported     = 1 << 0
 	ringBufEntrySize        = 16 // struct io_uring_buf
 	defaultRingBuffers      = 256
-	maxRingBuffers          = 1 << 15
 	ringDetachTries         = 100
 	defaultRingPacketLength = 65535
 )
@@ -88,11 +87,16 @@ type readRing struct {
 	// once, and the request is armed again on the read after that.
 	failed unix.Errno
 	// eof: the read returned 0 (end of file, or an empty datagram): the
-	// next read returns 0 once, and the request is armed again on the
-	// read after that (not at once, which would spin on end of file).
+	// next read returns 0 once, and arms the request again as it
+	// returns (not the kernel's completion, which would spin at end of
+	// file: each new read would return 0 at once).
 	eof     bool
 	rearm   bool
-	signals uint64 // u.reaps when the loop was last told of new packets
+	// signals is u.reaps when the loop was last told of news, and
+	// signalled what it was told then: one event per reap pass, unless a
+	// later completion of the pass brings a condition not yet told.
+	signals   uint64
+	signalled Events
 }
 
 // newReadRing maps entries buffers of bufSize bytes and the ring that
@@ -106,7 +110,9 @@ func newReadRing(entries uint32, bufSize int) (*readRing, error) {
 	}
 	// The buffers are touched only as far as packets fill them: small
 	// packets cost a page per buffer, whatever bufSize is.
-	r.bufMem, err = unix.Mmap(-1, 0, int(entries)*bufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	// MAP_NORESERVE: only the pages packets touch are ever committed, so
+	// a large MaxPacket does not fail under strict overcommit.
+	r.bufMem, err = unix.Mmap(-1, 0, int(entries)*bufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		unix.Munmap(r.ringMem)
 		return nil, &OpError{Op: "mmap io_uring read buffers", Fd: -1, Err: err}
@@ -170,17 +176,28 @@ func (r *readRing) refill() {
 	for i := 0; i < r.plen; i++ {
 		held[r.pend[(r.phead+i)%len(r.pend)].bid] = true
 	}
-	r.tail, r.published = 0, 0
+	r.tail = 0
 	for bid := range r.entries {
 		if !held[bid] {
 			r.lend(uint16(bid))
 		}
 	}
+	// The tail is stored whatever its value: the ring's memory still
+	// holds the last registration's, and the kernel starts counting from
+	// 0. With every buffer pending (nothing lent, tail 0) a tail left at
+	// 256 would hand the kernel the buffers of unread packets.
+	r.published = r.tail - 1
+	r.publish()
 }
 
 // push records a completed read. There are never more than entries of
 // them: each holds a buffer.
 func (r *readRing) push(bid uint16, n int32) {
+	if r.plen == len(r.pend) || uint32(bid) >= r.entries {
+		// Only a kernel that broke the ring's contract gets here: the
+		// packet cannot be kept without losing another.
+		panic("loop: io_uring read completed into buffer " + strconv.Itoa(int(bid)) + " with " + strconv.Itoa(r.plen) + " packets pending")
+	}
 	r.pend[(r.phead+r.plen)%len(r.pend)] = ringPacket{bid: bid, n: n}
 	r.plen++
 }
@@ -247,7 +264,35 @@ func (u *uring) probeReadMultishot() bool {
 	}
 	op := buf[16+iouOpReadMultishot*8:]
 	flags := *(*uint16)(unsafe.Pointer(&op[2]))
-	return flags&iouProbeOpSupported != 0
+	// The opcode came in 6.7, but two of its bugs would lose packets
+	// here: 6.7 did not retry a read while more data was queued (a
+	// backlog drained one packet per new arrival), and until 6.12 a read
+	// of a file without FMODE_NOWAIT completed without naming its buffer
+	// (the packet and the buffer lost). Older kernels keep poll
+	// readiness and read(2).
+	return flags&iouProbeOpSupported != 0 && kernelAtLeast(6, 12)
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var uts unix.Utsname
+	if unix.Uname(&uts) != nil {
+		return false
+	}
+	var v [2]int
+	i := 0
+	for _, c := range uts.Release {
+		switch {
+		case c >= '0' && c <= '9':
+			v[i] = v[i]*10 + int(c-'0')
+		case c == '.' && i == 0:
+			i = 1
+		default:
+			return v[0] > major || (v[0] == major && v[1] >= minor)
+		}
+	}
+	return v[0] > major || (v[0] == major && v[1] >= minor)
 }
 
 // attachRing registers r's buffers with the ring and arms its multishot
@@ -269,7 +314,6 @@ func (u *uring) attachRing(r *readRing, fd int, tok uint64) error {
 	}
 	r.refill()
 	reg := iouBufReg{ringAddr: uint64(uintptr(unsafe.Pointer(&r.ringMem[0]))), ringEntries: r.entries, bgid: bgid}
-	r.publish()
 	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterPBufRing, uintptr(unsafe.Pointer(&reg)), 1, 0, 0)
 	if e != 0 {
 		u.freeGroups = append(u.freeGroups, bgid)
@@ -356,10 +400,11 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 	var ev Events
 	switch {
 	case res == 0 && flags&iouCQEFBuffer == 0:
-		// A read of 0 bytes: end of file, or an empty datagram.
+		// A read of 0 bytes: end of file, or an empty datagram; the
+		// descriptor's poll request says Hangup where there is one.
 		if !cancelled {
 			r.eof = true
-			ev = Readable | Hangup
+			ev = Readable
 		}
 	case res >= 0:
 		ev = Readable
@@ -388,10 +433,16 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 		r.failed = unix.Errno(-res)
 		ev = Readable | Error
 	}
-	if ev == 0 || cancelled || r.signals == u.reaps {
+	if ev == 0 || cancelled {
 		return 0, false
 	}
-	r.signals = u.reaps
+	if r.signals == u.reaps {
+		if ev&^r.signalled == 0 {
+			return 0, false // told already in this pass
+		}
+		ev |= r.signalled // an Error after a packet: told again, with it
+	}
+	r.signals, r.signalled = u.reaps, ev
 	return ev, true
 }
 

@@ -686,3 +686,37 @@ func TestURingLinkedWrites(t *testing.T) {
 		t.Errorf("peer read %d more bytes (%v): a packet after the refused one was written", n, err)
 	}
 }
+
+// A PacketFD handed off with every buffer of its ring holding an unread
+// packet (its read ended for want of buffers) lends the new loop's kernel
+// none of them: the ring's tail is stored anew even when nothing is lent,
+// or the kernel, counting from 0 again, would read over unread packets.
+// Every packet arrives once, in order.
+func TestURingReadHandoffFullRing(t *testing.T) {
+	checkLeaks(t)
+	la, lb := newURingLoop(t), newURingLoop(t)
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	growSendBuffer(b)
+	const total = 600
+	p := attach(t, la, a, PacketConfig{OnReady: func(*PacketFD, Events) {}})
+	t.Cleanup(func() { p.Close() })
+	writeSeqs(t, b, 0, total)
+	waitFor(t, "the ring to fill and its read to end with ENOBUFS", func() bool {
+		full := false
+		onLoop(t, la, func() {
+			deliver(la)
+			full = pendingPackets(p) == defaultRingBuffers && p.ring.starved
+		})
+		return full
+	})
+	log := &seqLog{t: t}
+	var err error
+	onLoop(t, la, func() { err = p.Handoff(lb, func(p *PacketFD, ev Events) { log.drain(p) }) })
+	if err != nil {
+		t.Fatalf("Handoff: %v", err)
+	}
+	log.wait(total)
+	writeSeqs(t, b, total, total+5)
+	log.wait(total + 5)
+}

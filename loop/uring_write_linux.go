@@ -27,33 +27,44 @@ const (
 // writeLinked writes each bufs[i][start:] as one packet, in order, and
 // returns how many were written whole. When that is fewer than len(bufs),
 // errno is why bufs[n] was not (0 with short set: written only in part);
-// nothing after it was written. calls is the system calls made.
-// Loop-only.
-func (u *uring) writeLinked(fd int, bufs [][]byte, start int) (n int, errno unix.Errno, short bool, calls int) {
+// nothing after it was written. calls is the system calls made. With ok
+// false the ring could not take the rest as one chain, and bufs[n:] are
+// the caller's to write. Loop-only.
+func (u *uring) writeLinked(fd int, bufs [][]byte, start int) (n int, errno unix.Errno, short bool, calls int, ok bool) {
 	for n < len(bufs) {
 		chunk := bufs[n:min(len(bufs), n+min(maxLinkedBatch, int(u.sqEntries)))]
-		k, e, s, c := u.writeChunk(fd, chunk, start)
+		k, e, s, c, fits := u.writeChunk(fd, chunk, start)
 		n += k
 		calls += c
+		if !fits {
+			return n, 0, false, calls, false
+		}
 		if e != 0 || s {
-			return n, e, s, calls
+			return n, e, s, calls, true
 		}
 	}
-	return n, 0, false, calls
+	return n, 0, false, calls, true
 }
 
-func (u *uring) writeChunk(fd int, bufs [][]byte, start int) (n int, errno unix.Errno, short bool, calls int) {
+// wresPending marks a write of the chain whose completion has not come.
+const wresPending = -1 << 31
+
+func (u *uring) writeChunk(fd int, bufs [][]byte, start int) (n int, errno unix.Errno, short bool, calls int, fits bool) {
 	if cap(u.wres) < len(bufs) {
 		u.wres = make([]int32, 0, maxLinkedBatch)
 	}
 	u.wres = u.wres[:len(bufs)]
+	for i := range u.wres {
+		u.wres[i] = wresPending
+	}
 	// Room for the whole chain: a chain split over two submissions would
 	// not be linked across them.
 	if u.sqEntries-u.pending() < uint32(len(bufs)) {
-		if err := u.submit(); err != nil {
-			return 0, unix.EIO, false, 1
-		}
+		u.submit()
 		calls++
+		if u.sqEntries-u.pending() < uint32(len(bufs)) {
+			return 0, 0, false, calls, false // the kernel left entries queued
+		}
 	}
 	for i, b := range bufs {
 		s := u.sqe()
@@ -69,28 +80,36 @@ func (u *uring) writeChunk(fd int, bufs [][]byte, start int) (n int, errno unix.
 	}
 	u.wdone = 0
 	u.writing = true
-	for u.wdone < len(bufs) {
+	// Every write of the chain completes soon (RWF_NOWAIT: none is
+	// parked), and until it has the kernel may still read the caller's
+	// buffer, so the call waits for all of them. Only a ring that keeps
+	// refusing io_uring_enter ends the wait early.
+	var failed unix.Errno
+	for refusals := 0; u.wdone < len(bufs) && refusals < 100; {
 		// Writes to a TUN device or a socket complete within the call;
 		// the wait is for a link the kernel runs as task work.
-		if e := u.enterWait(len(bufs)-u.wdone, -1); e != 0 {
-			u.writing = false
-			return 0, e, false, calls + 1
-		}
+		e := u.enterWait(len(bufs)-u.wdone, -1)
 		calls++
+		if e != 0 {
+			failed = e
+			refusals++
+		}
 		u.reapInto(&u.spill, false)
 	}
 	u.writing = false
 	for i, b := range bufs {
 		r := u.wres[i]
 		switch {
+		case r == wresPending:
+			return n, failed, false, calls, true
 		case r < 0:
-			return n, unix.Errno(-r), false, calls
+			return n, unix.Errno(-r), false, calls, true
 		case int(r) != len(b)-start:
-			return n, 0, true, calls
+			return n, 0, true, calls, true
 		}
 		n++
 	}
-	return n, 0, false, calls
+	return n, 0, false, calls, true
 }
 
 // writeCompletion takes the completion of write i of the batch in flight.
@@ -105,15 +124,15 @@ func (u *uring) writeCompletion(i uint64, res int32) {
 // writeRing writes bufs[i][start:] through l's ring when p's reads go
 // through it, and says with ok whether it did; otherwise (or where the
 // kernel refuses RWF_NOWAIT writes to the descriptor, from then on) the
-// caller writes them itself. Loop-only (on l).
+// caller writes them itself, from bufs[n]. Loop-only (on l).
 func (p *PacketFD) writeRing(l *Loop, bufs [][]byte, start int) (n int, errno unix.Errno, short bool, calls int, ok bool) {
 	if p.ring == nil || p.ring.u == nil || p.noRingWrites || p.ring.u != l.p {
 		return 0, 0, false, 0, false
 	}
-	n, errno, short, calls = p.ring.u.writeLinked(p.fd, bufs, start)
-	if n == 0 && errno == unix.EOPNOTSUPP {
+	n, errno, short, calls, ok = p.ring.u.writeLinked(p.fd, bufs, start)
+	if ok && errno == unix.EOPNOTSUPP {
 		p.noRingWrites = true
-		return 0, 0, false, calls, false
+		return n, 0, false, calls, false
 	}
-	return n, errno, short, calls, true
+	return n, errno, short, calls, ok
 }
