@@ -90,8 +90,8 @@ type readRing struct {
 	// next read returns 0 once, and arms the request again as it
 	// returns (not the kernel's completion, which would spin at end of
 	// file: each new read would return 0 at once).
-	eof     bool
-	rearm   bool
+	eof   bool
+	rearm bool
 	// signals is u.reaps when the loop was last told of news, and
 	// signalled what it was told then: one event per reap pass, unless a
 	// later completion of the pass brings a condition not yet told.
