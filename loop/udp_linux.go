@@ -89,14 +89,19 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 		return nil, err
 	}
 	u.p = p
-	// recvmmsg reads the socket itself: no multishot read into a ring.
-	p.readsOwn = true
+	// On io_uring a multishot recvmsg fills a ring of buffers, where the
+	// kernel has it (udp_ring_linux.go); recvmmsg reads the socket
+	// otherwise.
+	p.recvMsg = true
 	if cfg.GSO {
 		// Probe: a socket option the kernel refuses means no GSO.
 		u.gso = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, 0) == nil
 	}
 	if cfg.GRO {
 		u.gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	}
+	if u.gro {
+		p.msgControl = cmsgSegmentSpace // room for the UDP_GRO message
 	}
 	if err := p.Attach(l); err != nil {
 		return nil, err
@@ -168,6 +173,9 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 		if len(b) <= offset {
 			return 0, p.noRoom("udp recvbatch", i, len(b), offset)
 		}
+	}
+	if r := u.ringReads(l); r != nil {
+		return u.recvRing(l, r, bufs, sizes, addrs, offset)
 	}
 	allow := p.allowance(l)
 	if allow <= 0 {

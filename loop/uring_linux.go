@@ -170,6 +170,7 @@ type uring struct {
 	writing bool
 
 	readMultishot bool // the kernel has IORING_OP_READ_MULTISHOT
+	recvMultishot bool // the kernel has IORING_RECV_MULTISHOT, for UDPConns
 	freeGroups    []uint16
 	nextGroup     uint16
 
@@ -251,7 +252,8 @@ func newURing(maxEvents int) (*uring, error) {
 	u.cqMask = *at(p.cqOff.ringMask)
 	u.cqes = unsafe.Slice((*iouCQE)(unsafe.Pointer(&u.ring[p.cqOff.cqes])), p.cqEntries)
 
-	u.readMultishot = u.probeReadMultishot() && !noReadMultishot
+	u.readMultishot = u.probeOps(iouOpReadMultishot) && !noReadMultishot
+	u.recvMultishot = u.probeOps(iouOpRecvmsg, iouOpSendZC) && !noRecvMultishot
 	u.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		u.unmap()
