@@ -98,10 +98,12 @@ func nameToAddrPort(name []byte) netip.AddrPort {
 
 // ringDry ends a batch that emptied r: an error the kernel reported after
 // the records is the next call's, which the callback is made to come for
-// (its completion's news went with this round); otherwise the callback is
-// armed for the next records.
+// (its completion's news went with this round), as it is for the
+// datagrams in the socket of a ring left behind by a Handoff to a loop
+// without one (their readiness may have been reported with the records',
+// once); otherwise the callback is armed for the next records.
 func (u *UDPConn) ringDry(r *readRing) {
-	if r.failed != 0 || r.unsupported {
+	if r.failed != 0 || r.unsupported || r.u == nil {
 		u.p.requeue()
 		return
 	}
