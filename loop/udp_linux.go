@@ -45,8 +45,9 @@ type UDPConfig struct {
 }
 
 // UDPConn is a non-blocking UDP socket owned by a loop, with batched I/O:
-// recvmmsg and sendmmsg, UDP segmentation offload on send and generic
-// receive offload on receive. It keeps the
+// recvmmsg and sendmmsg (on io_uring, a multishot recvmsg into buffers of
+// its own, mapped outside the Go heap), UDP segmentation offload on send
+// and generic receive offload on receive. It keeps the
 // device buffer contract: packet i lives at bufs[i][offset:], the bytes
 // before offset are the caller's headroom. Ownership, arming, Cancel,
 // Notify, Handoff and Close behave as for PacketFD; the I/O methods are
@@ -137,7 +138,10 @@ func (u *UDPConn) Handoff(to *Loop, onReady func(u *UDPConn, ev Events)) error {
 // goroutine; idempotent.
 func (u *UDPConn) Close() error { return u.p.Close() }
 
-// RecvBatch reads up to len(bufs) datagrams with one recvmmsg: datagram i
+// RecvBatch reads up to len(bufs) datagrams with one recvmmsg (on an
+// io_uring loop, from the buffers a multishot recvmsg filled, with no
+// system call; see BackendURing, and a datagram is there in the loop
+// round after it arrived): datagram i
 // lands at bufs[i][offset:], its length in sizes[i] and its sender in
 // addrs[i] (addrs may be nil). A datagram longer than its buffer is cut to
 // fit (the kernel's MSG_TRUNC). The return contract is RecvBatch's of
