@@ -76,8 +76,13 @@
 // returns an error wrapping EBUSY). SendBatch hands its packets to the
 // kernel as linked writes (IOSQE_IO_LINK, RWF_NOWAIT) with one
 // io_uring_enter that waits for them: a packet refused ends the batch as
-// write(2) would, and no write outlives the call. UDPConn still reads
-// with recvmmsg after readiness. Where io_uring is unavailable (a kernel
+// write(2) would, and no write outlives the call. A UDPConn receives the
+// same way (Linux 6.0 and later; before that, recvmmsg after poll
+// readiness): one multishot recvmsg request (IORING_OP_RECVMSG with
+// IORING_RECV_MULTISHOT) into 256 buffers of its own, each datagram
+// landing with its sender's address and, with GRO, its segment size;
+// RecvBatch copies them out, splitting GRO trains as recvmmsg's, at no
+// system call per datagram. Where io_uring is unavailable (a kernel
 // before 5.13, kernel.io_uring_disabled, EPERM or ENOSYS from a seccomp
 // filter) New falls back to epoll: Loop.Backend says which backend runs
 // and URingUnavailable says why. Under BackendAuto the environment variable

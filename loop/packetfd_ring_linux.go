@@ -15,6 +15,12 @@ type ringState struct {
 	// readsOwn: a layer above does the reads (UDPConn's recvmmsg), with
 	// readiness: never through a ring.
 	readsOwn bool
+	// recvMsg: a UDPConn, whose ring is read by a multishot recvmsg
+	// (records with the sender's address and, with msgControl bytes of
+	// room, its control messages) where the kernel has it, and whose
+	// reads are recvmmsg's otherwise.
+	recvMsg    bool
+	msgControl int
 	// noRingWrites: the kernel refused a write through the ring (no
 	// RWF_NOWAIT for this descriptor): SendBatch uses write(2).
 	noRingWrites bool
@@ -24,12 +30,25 @@ type ringState struct {
 // l runs on io_uring and the kernel has multishot reads. Loop-only (on l).
 func (p *PacketFD) readsByRing(l *Loop) bool {
 	u, ok := l.p.(*uring)
-	return ok && u.readMultishot && !p.readsOwn
+	switch {
+	case !ok || p.readsOwn:
+		return false
+	case p.recvMsg:
+		return u.recvMultishot
+	}
+	return u.readMultishot
 }
 
 // attachRing arms p's multishot read on l, mapping its buffers the first
 // time. Loop-only (on l).
 func (p *PacketFD) attachRing(l *Loop) error {
+	if p.ring == nil && p.recvMsg {
+		r, err := newRecvMsgRing(defaultRingBuffers, MaxGROBytes, udpRingName, p.msgControl)
+		if err != nil {
+			return err
+		}
+		p.ring = r
+	}
 	if p.ring == nil {
 		size := p.maxPacket
 		if size <= 0 {

@@ -241,6 +241,9 @@ func (u *UDPConn) recvGRO(l *Loop, bufs [][]byte, sizes []int, addrs []netip.Add
 // sizes and (withAddrs) senders in groMsgs and returns how many came.
 func (u *UDPConn) recvMessages(l *Loop, bufs [][]byte, m, offset int, withAddrs bool) (int, error) {
 	p := u.p
+	if r := u.ringReads(l); r != nil {
+		return u.recvMessagesRing(l, r, bufs, m, offset, withAddrs)
+	}
 	for i := range m {
 		u.setRecv(i, bufs[i][offset:offset+MaxGROBytes], true)
 	}

@@ -45,8 +45,9 @@ type UDPConfig struct {
 }
 
 // UDPConn is a non-blocking UDP socket owned by a loop, with batched I/O:
-// recvmmsg and sendmmsg, UDP segmentation offload on send and generic
-// receive offload on receive. It keeps the
+// recvmmsg and sendmmsg (on io_uring, a multishot recvmsg into buffers of
+// its own, mapped outside the Go heap), UDP segmentation offload on send
+// and generic receive offload on receive. It keeps the
 // device buffer contract: packet i lives at bufs[i][offset:], the bytes
 // before offset are the caller's headroom. Ownership, arming, Cancel,
 // Notify, Handoff and Close behave as for PacketFD; the I/O methods are
@@ -89,14 +90,19 @@ func (l *Loop) AttachUDP(fd int, cfg UDPConfig) (*UDPConn, error) {
 		return nil, err
 	}
 	u.p = p
-	// recvmmsg reads the socket itself: no multishot read into a ring.
-	p.readsOwn = true
+	// On io_uring a multishot recvmsg fills a ring of buffers, where the
+	// kernel has it (udp_ring_linux.go); recvmmsg reads the socket
+	// otherwise.
+	p.recvMsg = true
 	if cfg.GSO {
 		// Probe: a socket option the kernel refuses means no GSO.
 		u.gso = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT, 0) == nil
 	}
 	if cfg.GRO {
 		u.gro = unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
+	}
+	if u.gro {
+		p.msgControl = cmsgSegmentSpace // room for the UDP_GRO message
 	}
 	if err := p.Attach(l); err != nil {
 		return nil, err
@@ -132,7 +138,10 @@ func (u *UDPConn) Handoff(to *Loop, onReady func(u *UDPConn, ev Events)) error {
 // goroutine; idempotent.
 func (u *UDPConn) Close() error { return u.p.Close() }
 
-// RecvBatch reads up to len(bufs) datagrams with one recvmmsg: datagram i
+// RecvBatch reads up to len(bufs) datagrams with one recvmmsg (on an
+// io_uring loop, from the buffers a multishot recvmsg filled, with no
+// system call; see BackendURing, and a datagram is there in the loop
+// round after it arrived): datagram i
 // lands at bufs[i][offset:], its length in sizes[i] and its sender in
 // addrs[i] (addrs may be nil). A datagram longer than its buffer is cut to
 // fit (the kernel's MSG_TRUNC). The return contract is RecvBatch's of
@@ -168,6 +177,9 @@ func (u *UDPConn) RecvBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort, 
 		if len(b) <= offset {
 			return 0, p.noRoom("udp recvbatch", i, len(b), offset)
 		}
+	}
+	if r := u.ringReads(l); r != nil {
+		return u.recvRing(l, r, bufs, sizes, addrs, offset)
 	}
 	allow := p.allowance(l)
 	if allow <= 0 {

@@ -272,8 +272,11 @@ func TestUDPSteadyStateAllocatesNothing(t *testing.T) {
 						t.Fatalf("SendBatch: %d, %v", k, err)
 					}
 					for got := 0; got < n; {
+						// On io_uring the datagrams reach the ring when
+						// the kernel is next entered.
+						deliver(l)
 						k, err := u.RecvBatch(rbufs, sizes, from, 0)
-						if err != nil {
+						if err != nil && !errors.Is(err, ErrWouldBlock) {
 							t.Fatalf("RecvBatch: %v", err)
 						}
 						got += k

@@ -170,6 +170,7 @@ type uring struct {
 	writing bool
 
 	readMultishot bool // the kernel has IORING_OP_READ_MULTISHOT
+	recvMultishot bool // the kernel has IORING_RECV_MULTISHOT, for UDPConns
 	freeGroups    []uint16
 	nextGroup     uint16
 
@@ -251,7 +252,14 @@ func newURing(maxEvents int) (*uring, error) {
 	u.cqMask = *at(p.cqOff.ringMask)
 	u.cqes = unsafe.Slice((*iouCQE)(unsafe.Pointer(&u.ring[p.cqOff.cqes])), p.cqEntries)
 
-	u.readMultishot = u.probeReadMultishot() && !noReadMultishot
+	// Multishot reads came in 6.7, but two of their bugs would lose
+	// packets here: 6.7 did not retry a read while more data was queued
+	// (a backlog drained one packet per new arrival), and until 6.12 a
+	// read of a file without FMODE_NOWAIT completed without naming its
+	// buffer (the packet and the buffer lost). Older kernels keep poll
+	// readiness and read(2).
+	u.readMultishot = u.probeOps(iouOpReadMultishot) && kernelAtLeast(6, 12) && !noReadMultishot
+	u.recvMultishot = u.probeOps(iouOpRecvmsg, iouOpSendZC) && !noRecvMultishot
 	u.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		u.unmap()

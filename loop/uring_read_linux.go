@@ -31,6 +31,13 @@ import (
 
 const (
 	iouOpReadMultishot = 49 // Linux 6.7
+	iouOpRecvmsg       = 10
+	iouOpSendZC        = 47 // Linux 6.0, with IORING_RECV_MULTISHOT: the probe's witness of it
+	iouRecvMultishot   = 1 << 1
+	// recvmsgOutLen is struct io_uring_recvmsg_out: namelen, controllen,
+	// payloadlen and flags, 32 bits each, at the start of every buffer a
+	// multishot recvmsg fills.
+	recvmsgOutLen = 16
 
 	iouSQEBufferSelect = 1 << 5
 	iouCQEFBuffer      = 1 << 0
@@ -64,11 +71,27 @@ type ringPacket struct {
 // owns it for its whole life (pending packets go with it through a
 // handoff); the uring it is attached to drives it. Loop-only (the owning
 // loop's thread).
+//
+// A ring for a UDPConn (msgHead > 0) is read by a multishot recvmsg
+// instead: each buffer then holds a record, struct io_uring_recvmsg_out,
+// the sender's address in msgName bytes, control messages in msgControl
+// bytes, then the datagram; the msghdr that asks for those sizes lives
+// in ringMem after the ring's entries, where the kernel may read it for
+// as long as the request is armed.
 type readRing struct {
 	bufSize int // bytes per buffer: header and the largest packet
 	entries uint32
 	ringMem []byte // entries × struct io_uring_buf; the tail overlays entry 0
 	bufMem  []byte // entries × bufSize
+
+	// For a recvmsg ring: the room asked for the address and the control
+	// messages, and where the payload starts (0: a ring of plain reads).
+	msgName, msgControl, msgHead int
+	// worked: a datagram has come through the recvmsg request, which the
+	// kernel therefore supports; unsupported: the kernel refused the
+	// request (EINVAL) before any did, and the UDPConn reads with
+	// recvmmsg instead.
+	worked, unsupported bool
 
 	tail, published uint16 // buffers given to the kernel: ours, and what it sees
 
@@ -102,12 +125,43 @@ type readRing struct {
 // newReadRing maps entries buffers of bufSize bytes and the ring that
 // lends them to the kernel.
 func newReadRing(entries uint32, bufSize int) (*readRing, error) {
-	r := &readRing{bufSize: bufSize, entries: entries, pend: make([]ringPacket, entries)}
+	return mapReadRing(&readRing{bufSize: bufSize, entries: entries}, 0)
+}
+
+// newRecvMsgRing maps entries buffers for a multishot recvmsg of
+// datagrams of up to payload bytes, with name bytes of room for the
+// sender's address and control bytes for control messages.
+func newRecvMsgRing(entries uint32, payload, name, control int) (*readRing, error) {
+	head := recvmsgOutLen + name + control
+	// Buffers start on 64-byte boundaries: the records' 32-bit fields
+	// and the cmsghdrs stay aligned, and no two buffers share a line.
+	size := (head + payload + 63) &^ 63
+	r := &readRing{bufSize: size, entries: entries, msgName: name, msgControl: control, msgHead: head}
+	if _, err := mapReadRing(r, unsafe.Sizeof(unix.Msghdr{})); err != nil {
+		return nil, err
+	}
+	h := r.msghdr()
+	*h = unix.Msghdr{Namelen: uint32(name)}
+	h.SetControllen(control)
+	return r, nil
+}
+
+// msghdr is the recvmsg request's msghdr, after the ring's entries (an
+// io_uring_buf is 16 bytes, so it is 8-byte aligned).
+func (r *readRing) msghdr() *unix.Msghdr {
+	return (*unix.Msghdr)(unsafe.Pointer(&r.ringMem[int(r.entries)*ringBufEntrySize]))
+}
+
+// mapReadRing maps r's ring, with extra bytes after its entries, and its
+// buffers.
+func mapReadRing(r *readRing, extra uintptr) (*readRing, error) {
+	r.pend = make([]ringPacket, r.entries)
 	var err error
-	r.ringMem, err = unix.Mmap(-1, 0, int(entries)*ringBufEntrySize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	r.ringMem, err = unix.Mmap(-1, 0, int(r.entries)*ringBufEntrySize+int(extra), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, &OpError{Op: "mmap io_uring buffer ring", Fd: -1, Err: err}
 	}
+	entries, bufSize := r.entries, r.bufSize
 	// The buffers are touched only as far as packets fill them: small
 	// packets cost a page per buffer, whatever bufSize is.
 	// MAP_NORESERVE: only the pages packets touch are ever committed, so
@@ -210,28 +264,47 @@ func (r *readRing) push(bid uint16, n int32) {
 // is pending, or a read error the kernel reported.
 func (r *readRing) pop(hdr, dst []byte) (int, unix.Errno) {
 	if r.plen == 0 {
-		if e := r.failed; e != 0 {
-			r.failed = 0
-			r.rearm = true
-			return 0, e
-		}
-		if r.eof {
-			r.eof = false
-			r.rearm = true
-			return 0, 0
-		}
-		return 0, unix.EAGAIN
+		return 0, r.none()
 	}
+	data := r.front()
+	h := copy(hdr, data)
+	n := h + copy(dst, data[h:])
+	r.drop()
+	return n, 0
+}
+
+// none is what a read finds with nothing pending: a read error the
+// kernel reported or end of file (0), once, the request being armed
+// again at the next settle; EAGAIN otherwise.
+func (r *readRing) none() unix.Errno {
+	if e := r.failed; e != 0 {
+		r.failed = 0
+		r.rearm = true
+		return e
+	}
+	if r.eof {
+		r.eof = false
+		r.rearm = true
+		return 0
+	}
+	return unix.EAGAIN
+}
+
+// front is what the oldest pending completion left in its buffer; only
+// while plen > 0, and until drop.
+func (r *readRing) front() []byte {
+	pk := r.pend[r.phead]
+	return r.buf(pk.bid)[:pk.n]
+}
+
+// drop hands the oldest pending completion's buffer back to the ring.
+func (r *readRing) drop() {
 	pk := r.pend[r.phead]
 	r.phead = (r.phead + 1) % len(r.pend)
 	r.plen--
-	data := r.buf(pk.bid)[:pk.n]
-	h := copy(hdr, data)
-	n := h + copy(dst, data[h:])
 	if r.u != nil {
 		r.lend(pk.bid)
 	}
-	return n, 0
 }
 
 // settle makes the buffers given back visible and arms the read again if
@@ -248,29 +321,29 @@ func (r *readRing) settle() {
 	}
 }
 
-// readRingSupported probes the kernel for multishot reads (6.7) on a ring
-// that has the rest of what the backend needs.
-func (u *uring) probeReadMultishot() bool {
+// probeOps reports whether the kernel supports every one of ops
+// (IORING_OP_*). Multishot reads (IORING_OP_READ_MULTISHOT) came in 6.7;
+// multishot recvmsg has no opcode of its own: IORING_RECV_MULTISHOT came
+// in 6.0, the release of IORING_OP_SEND_ZC, which witnesses it.
+func (u *uring) probeOps(ops ...uint8) bool {
 	// struct io_uring_probe: 16 bytes, then 8 per op.
-	const ops = 64
-	buf := make([]byte, 16+ops*8)
-	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterProbe, uintptr(unsafe.Pointer(&buf[0])), ops, 0, 0)
+	const probed = 64
+	buf := make([]byte, 16+probed*8)
+	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(u.fd), iouRegisterProbe, uintptr(unsafe.Pointer(&buf[0])), probed, 0, 0)
 	if e != 0 {
 		return false
 	}
 	lastOp := buf[0]
-	if lastOp < iouOpReadMultishot {
-		return false
+	for _, o := range ops {
+		if o >= probed || lastOp < o {
+			return false
+		}
+		op := buf[16+int(o)*8:]
+		if *(*uint16)(unsafe.Pointer(&op[2]))&iouProbeOpSupported == 0 {
+			return false
+		}
 	}
-	op := buf[16+iouOpReadMultishot*8:]
-	flags := *(*uint16)(unsafe.Pointer(&op[2]))
-	// The opcode came in 6.7, but two of its bugs would lose packets
-	// here: 6.7 did not retry a read while more data was queued (a
-	// backlog drained one packet per new arrival), and until 6.12 a read
-	// of a file without FMODE_NOWAIT completed without naming its buffer
-	// (the packet and the buffer lost). Older kernels keep poll
-	// readiness and read(2).
-	return flags&iouProbeOpSupported != 0 && kernelAtLeast(6, 12)
+	return true
 }
 
 // kernelAtLeast reports whether the running kernel's release is at least
@@ -298,8 +371,11 @@ func kernelAtLeast(major, minor int) bool {
 // attachRing registers r's buffers with the ring and arms its multishot
 // read of fd, whose readiness goes to tok. Loop-only.
 func (u *uring) attachRing(r *readRing, fd int, tok uint64) error {
-	if !u.readMultishot {
-		return &OpError{Op: "io_uring: multishot read needs Linux 6.7", Fd: fd, Err: ErrNotSupported}
+	if r.msgHead > 0 && !u.recvMultishot {
+		return &OpError{Op: "io_uring: multishot recvmsg needs Linux 6.0", Fd: fd, Err: ErrNotSupported}
+	}
+	if r.msgHead == 0 && !u.readMultishot {
+		return &OpError{Op: "io_uring: multishot read needs Linux 6.12", Fd: fd, Err: ErrNotSupported}
 	}
 	var bgid uint16
 	if n := len(u.freeGroups); n > 0 {
@@ -334,6 +410,14 @@ func (u *uring) armRead(r *readRing) {
 	id := u.newReq(pollReq{tok: r.tok, fd: int32(r.fd), used: true, ring: r})
 	s := u.sqe()
 	s.opcode = iouOpReadMultishot
+	if r.msgHead > 0 {
+		// The msghdr asks for the room of the address and the control
+		// messages; it has no iovec: each datagram goes to a buffer of
+		// the ring, whole.
+		s.opcode = iouOpRecvmsg
+		s.ioprio = iouRecvMultishot | recvmsgTestFlags
+		s.addr = uint64(uintptr(unsafe.Pointer(r.msghdr())))
+	}
 	s.flags = iouSQEBufferSelect
 	s.fd = int32(r.fd)
 	s.bufIndex = r.bgid // buf_group
@@ -393,6 +477,7 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 		// kept too: it has left the device's queue.
 		if res >= 0 {
 			r.push(bid, res)
+			r.worked = true
 		} else if r.u == u {
 			r.lend(bid) // not a packet after all: back to the ring
 		}
@@ -428,6 +513,13 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 			}
 		}
 		ev = Readable
+	case res == -int32(unix.EINVAL) && r.msgHead > 0 && !r.worked && r.plen == 0:
+		// A kernel that takes the opcode but not multishot recvmsg
+		// refuses it before reading anything: the UDPConn's next read
+		// goes back to recvmmsg, as do the loop's next UDPConns.
+		r.unsupported = true
+		u.recvMultishot = false
+		ev = Readable
 	default:
 		// Reported by the next read, which arms the request again.
 		r.failed = unix.Errno(-res)
@@ -449,3 +541,13 @@ func (u *uring) ringCompletion(r *readRing, id uint32, res int32, flags uint32, 
 // noReadMultishot makes rings set up from then on act as a kernel before
 // 6.7, with readiness polls only: for tests of that path.
 var noReadMultishot = false
+
+// noRecvMultishot makes rings set up from then on act as a kernel before
+// 6.0 for UDPConns, which read with recvmmsg after poll readiness; and
+// recvmsgTestFlags is added to the multishot recvmsg's ioprio, where an
+// unknown bit plays a kernel that refuses the request (EINVAL): for tests
+// of the fallbacks.
+var (
+	noRecvMultishot         = false
+	recvmsgTestFlags uint16 = 0
+)
