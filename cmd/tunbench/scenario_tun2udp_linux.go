@@ -14,6 +14,7 @@ import (
 
 	"github.com/tundra-go/tundra/internal/netns"
 	"github.com/tundra-go/tundra/internal/relay"
+	"github.com/tundra-go/tundra/loop"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,14 +67,28 @@ func hasRelay(e engine) bool {
 // tunbench thread to the engine's CPU.
 func (e tundraEngine) startRelay(s relaySpec) (runner, error) {
 	var r *relay.Relay
+	var opts []loop.Option
+	if e.uring {
+		opts = append(opts, loop.WithBackend(loop.BackendURing))
+	}
+	if e.budget > 0 {
+		opts = append(opts, loop.Budget(e.budget))
+	}
 	err := s.ns.Do(func() error {
 		var err error
 		r, err = relay.Start(relay.Config{Addr: s.addr.String(), Name: s.name, MTU: relayMTU, Queues: e.nqueues(),
-			Local: s.local, Remote: s.remote, PortPerLane: true, GSO: true, GRO: e.gso, Offloads: e.gso})
+			Local: s.local, Remote: s.remote, PortPerLane: true, GSO: true, GRO: e.gso, Offloads: e.gso,
+			LoopOptions: opts})
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay %s: %w", s.addr, err)
+	}
+	for _, l := range r.Loops() {
+		if b := l.Backend(); e.uring && b != loop.BackendURing {
+			r.Close()
+			return nil, fmt.Errorf("%s: the relay's loop runs on %v: io_uring unavailable: %v", e.name(), b, loop.URingUnavailable())
+		}
 	}
 	return &tundraRelay{r: r}, nil
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// merged back into super-packets, one device write each.
 	Offloads bool
 	Pin      bool // pin lane i's loop to CPU i
+	// LoopOptions are given to every lane's loop (loop.WithBackend to
+	// run them on io_uring, loop.Budget).
+	LoopOptions []loop.Option
 	// Observe, when set, sees every packet a lane moves, on that lane's
 	// loop thread: toUDP tells the direction. pkt is only valid during the
 	// call. For tests and taps; nil costs nothing.
@@ -160,7 +163,7 @@ func Start(cfg Config) (_ *Relay, err error) {
 			return nil, err
 		}
 	}
-	if r.group, err = loop.NewGroup(cfg.Queues, cfg.Pin); err != nil {
+	if r.group, err = loop.NewGroup(cfg.Queues, cfg.Pin, cfg.LoopOptions...); err != nil {
 		return nil, err
 	}
 	loops := r.group.Loops()
