@@ -169,21 +169,7 @@ func TestURingUDPThroughRing(t *testing.T) {
 				sendSeqs(t, sender, addr, 0, n)
 				release()
 				log.wait(n)
-				s := l.Stats()
-				if s.PacketsIn != n {
-					t.Errorf("stats count %d datagrams in, want %d", s.PacketsIn, n)
-				}
-				switch c.name {
-				case "uring":
-					if s.Syscalls >= n {
-						t.Errorf("%d system calls for %d datagrams: receives from the ring should cost none", s.Syscalls, n)
-					}
-				case "epoll":
-					if s.Syscalls < n {
-						t.Errorf("%d system calls for %d datagrams on epoll, want a recvmmsg each", s.Syscalls, n)
-					}
-				}
-				t.Logf("%s: %d system calls, %d rounds for %d datagrams", c.name, s.Syscalls, s.Rounds, n)
+				checkReadCalls(t, l, c.name, n, "datagrams")
 			})
 		}
 	}
