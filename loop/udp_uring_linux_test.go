@@ -413,24 +413,7 @@ func TestURingUDPHandoffKeepsPending(t *testing.T) {
 			log.wait(early + late)
 			sendSeqs(t, sender, addr, early+late, early+late+later)
 			log.wait(early + late + later)
-			onLoop(t, lb, func() {
-				_, uringB := lb.p.(*uring)
-				if uringB && (u.p.pollIn != 0 || u.p.ring.u != lb.p) {
-					t.Errorf("on the new uring loop: pollIn %v, ring attached there %v", u.p.pollIn, u.p.ring.u == lb.p)
-				}
-				if !uringB && u.p.pollIn != Readable {
-					t.Errorf("on the epoll loop: pollIn %v, want Readable", u.p.pollIn)
-				}
-			})
-			if sa, sb := la.Stats(), lb.Stats(); sa.PacketsIn != 0 || sb.PacketsIn != early+late+later {
-				t.Errorf("old loop read %d (want 0), new loop %d (want %d)", sa.PacketsIn, sb.PacketsIn, early+late+later)
-			}
-			if err := u.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-			if isOpen(fd) {
-				t.Error("socket open after Close")
-			}
+			checkHandedOff(t, la, lb, u.p, early+late+later, u.Close, fd)
 		})
 	}
 }

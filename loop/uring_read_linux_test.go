@@ -478,24 +478,7 @@ func TestURingReadHandoffKeepsPending(t *testing.T) {
 			// And later ones.
 			writeSeqs(t, b, early+late, early+late+later)
 			log.wait(early + late + later)
-			onLoop(t, lb, func() {
-				_, uringB := lb.p.(*uring)
-				if uringB && (p.pollIn != 0 || p.ring.u != lb.p) {
-					t.Errorf("on the new uring loop: pollIn %v, ring attached there %v", p.pollIn, p.ring.u == lb.p)
-				}
-				if !uringB && p.pollIn != Readable {
-					t.Errorf("on the epoll loop: pollIn %v, want Readable", p.pollIn)
-				}
-			})
-			if sa, sb := la.Stats(), lb.Stats(); sa.PacketsIn != 0 || sb.PacketsIn != early+late+later {
-				t.Errorf("old loop read %d (want 0), new loop %d (want %d)", sa.PacketsIn, sb.PacketsIn, early+late+later)
-			}
-			if err := p.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-			if isOpen(a) {
-				t.Error("descriptor open after Close")
-			}
+			checkHandedOff(t, la, lb, p, early+late+later, p.Close, a)
 		})
 	}
 }
@@ -728,4 +711,30 @@ func checkReadCalls(t *testing.T, l *Loop, backend string, n uint64, what string
 		}
 	}
 	t.Logf("%s: %d system calls, %d rounds for %d %s", backend, s.Syscalls, s.Rounds, n, what)
+}
+
+// checkHandedOff checks p after a handoff from la to lb that read want
+// packets, all on lb: its reads go through lb's ring if lb runs on
+// io_uring, through a Readable poll otherwise; then closes it (with
+// closeFn, which closes the descriptor fd).
+func checkHandedOff(t *testing.T, la, lb *Loop, p *PacketFD, want uint64, closeFn func() error, fd int) {
+	t.Helper()
+	onLoop(t, lb, func() {
+		_, uringB := lb.p.(*uring)
+		if uringB && (p.pollIn != 0 || p.ring.u != lb.p) {
+			t.Errorf("on the new uring loop: pollIn %v, ring attached there %v", p.pollIn, p.ring.u == lb.p)
+		}
+		if !uringB && p.pollIn != Readable {
+			t.Errorf("on the epoll loop: pollIn %v, want Readable", p.pollIn)
+		}
+	})
+	if sa, sb := la.Stats(), lb.Stats(); sa.PacketsIn != 0 || sb.PacketsIn != want {
+		t.Errorf("old loop read %d (want 0), new loop %d (want %d)", sa.PacketsIn, sb.PacketsIn, want)
+	}
+	if err := closeFn(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if isOpen(fd) {
+		t.Error("descriptor open after Close")
+	}
 }
