@@ -155,6 +155,11 @@ func (r *readRing) msghdr() *unix.Msghdr {
 // mapReadRing maps r's ring, with extra bytes after its entries, and its
 // buffers.
 func mapReadRing(r *readRing, extra uintptr) (*readRing, error) {
+	if r.entries == 0 || r.entries&(r.entries-1) != 0 || r.entries > 1<<15 {
+		// The kernel's rule for a buffer ring; the pending queue's
+		// indexes wrap with a mask on the strength of it.
+		return nil, &OpError{Op: "io_uring buffer ring of " + strconv.Itoa(int(r.entries)) + " entries: not a power of two up to 32768", Fd: -1, Err: errInvalid}
+	}
 	r.pend = make([]ringPacket, r.entries)
 	var err error
 	r.ringMem, err = unix.Mmap(-1, 0, int(r.entries)*ringBufEntrySize+int(extra), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -228,7 +233,7 @@ var bigEndian = func() bool {
 func (r *readRing) refill() {
 	held := make([]bool, r.entries)
 	for i := 0; i < r.plen; i++ {
-		held[r.pend[(r.phead+i)%len(r.pend)].bid] = true
+		held[r.pend[(r.phead+i)&(len(r.pend)-1)].bid] = true
 	}
 	r.tail = 0
 	for bid := range r.entries {
@@ -252,7 +257,7 @@ func (r *readRing) push(bid uint16, n int32) {
 		// packet cannot be kept without losing another.
 		panic("loop: io_uring read completed into buffer " + strconv.Itoa(int(bid)) + " with " + strconv.Itoa(r.plen) + " packets pending")
 	}
-	r.pend[(r.phead+r.plen)%len(r.pend)] = ringPacket{bid: bid, n: n}
+	r.pend[(r.phead+r.plen)&(len(r.pend)-1)] = ringPacket{bid: bid, n: n}
 	r.plen++
 }
 
@@ -300,7 +305,7 @@ func (r *readRing) front() []byte {
 // drop hands the oldest pending completion's buffer back to the ring.
 func (r *readRing) drop() {
 	pk := r.pend[r.phead]
-	r.phead = (r.phead + 1) % len(r.pend)
+	r.phead = (r.phead + 1) & (len(r.pend) - 1)
 	r.plen--
 	if r.u != nil {
 		r.lend(pk.bid)
