@@ -208,8 +208,13 @@ func (p *PacketFD) attach(l *Loop) error {
 		return err
 	}
 	p.h = h
-	if p.pollIn == 0 {
-		if err := p.attachRing(l); err != nil {
+	if p.pollIn == 0 && p.attachRing(l) != nil {
+		// No ring (the kernel refused to register one: locked memory
+		// at its limit, say): readiness and read(2), as before 6.12.
+		p.pollIn = Readable
+		interest |= Readable
+		l.st.syscalls.add(1)
+		if err := l.p.mod(p.fd, h.token(), interest); err != nil {
 			_ = l.unregister(h)
 			return err
 		}

@@ -61,7 +61,12 @@ func (p *PacketFD) attachRing(l *Loop) error {
 		}
 		p.ring = r
 	}
-	return l.p.(*uring).attachRing(p.ring, p.fd, p.h.token())
+	err := l.p.(*uring).attachRing(p.ring, p.fd, p.h.token())
+	if err != nil && p.ring.plen == 0 {
+		p.ring.free() // nothing in it: the next attach maps a new one
+		p.ring = nil
+	}
+	return err
 }
 
 // detachRing takes p's buffers back from l's kernel ring; the packets

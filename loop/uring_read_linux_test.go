@@ -483,24 +483,46 @@ func TestURingReadHandoffKeepsPending(t *testing.T) {
 	}
 }
 
-// On a kernel without multishot reads (before 6.7) a PacketFD on the
-// io_uring backend has no ring: readiness polls tell of packets and each
-// is read with read(2), which still delivers them all.
+// On a kernel without multishot reads (before 6.12 for them) a PacketFD
+// on the io_uring backend has no ring: readiness polls tell of packets and
+// each is read with read(2), which still delivers them all.
 func TestURingReadNoMultishotFallback(t *testing.T) {
 	checkLeaks(t)
 	saved := noReadMultishot
 	noReadMultishot = true
 	t.Cleanup(func() { noReadMultishot = saved })
+	checkReadFallback(t, newURingLoop(t), func(l *Loop) {
+		if u := l.p.(*uring); u.readMultishot {
+			t.Error("noReadMultishot set, yet the uring uses multishot reads")
+		}
+	})
+}
+
+// Where the kernel refuses to register a PacketFD's buffer ring (here:
+// the ring's buffer group ids used up; for real, locked memory at its
+// limit), the PacketFD is attached all the same, with readiness and
+// read(2).
+func TestURingReadRingRefusedFallback(t *testing.T) {
+	checkLeaks(t)
 	l := newURingLoop(t)
+	onLoop(t, l, func() {
+		u := l.p.(*uring)
+		u.nextGroup, u.freeGroups = ^uint16(0), nil
+	})
+	checkReadFallback(t, l, func(*Loop) {})
+}
+
+// checkReadFallback attaches a PacketFD to l, checks (with more, on the
+// loop) that it reads without a ring, and that packets still come.
+func checkReadFallback(t *testing.T, l *Loop, more func(*Loop)) {
+	t.Helper()
 	a, b := dgramPair(t)
 	closeLater(t, b)
 	log := &seqLog{t: t}
 	p := attach(t, l, a, PacketConfig{OnReady: func(p *PacketFD, ev Events) { log.drain(p) }})
 	t.Cleanup(func() { p.Close() })
 	onLoop(t, l, func() {
-		if u := l.p.(*uring); u.readMultishot {
-			t.Error("noReadMultishot set, yet the uring uses multishot reads")
-		}
+		more(l)
 		if p.ring != nil || p.pollIn != Readable {
 			t.Errorf("ring %v, pollIn %v; want no ring and a Readable poll", p.ring != nil, p.pollIn)
 		}
