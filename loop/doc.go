@@ -52,8 +52,9 @@
 // same on both.
 //
 // On io_uring a PacketFD does its I/O through the ring too (Linux 6.12 and
-// later, the first without known bugs of multishot reads; before that,
-// read(2) and write(2) after poll readiness). Reads are
+// later, the first without known bugs of multishot reads; before that, or
+// where the kernel refuses to register its buffers, read(2) and write(2)
+// after poll readiness). Reads are
 // one multishot read request per PacketFD (IORING_OP_READ_MULTISHOT) into
 // 256 buffers of PacketConfig.MaxPacket bytes lent to the kernel through a
 // provided-buffer ring; the kernel reads each packet as it arrives, the
