@@ -9,7 +9,8 @@ import (
 )
 
 // Reads on the io_uring backend: one multishot read request per PacketFD
-// (IORING_OP_READ_MULTISHOT, Linux 6.7) that selects its buffers from a
+// (IORING_OP_READ_MULTISHOT, used from Linux 6.12: see newURing) that
+// selects its buffers from a
 // provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19). While the request
 // is armed the kernel reads each packet as it arrives into a buffer of the
 // ring and posts a completion naming it; the loop's wait collects them
@@ -107,7 +108,7 @@ type readRing struct {
 	req     uint32 // index+1 of the read request in u.reqs; 0 when none
 	starved bool   // the request ended for want of buffers: re-arm on return
 	// failed is a read error the kernel reported; the next read returns it
-	// once, and the request is armed again on the read after that.
+	// once, and arms the request again as it returns.
 	failed unix.Errno
 	// eof: the read returned 0 (end of file, or an empty datagram): the
 	// next read returns 0 once, and arms the request again as it
