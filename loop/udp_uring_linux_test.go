@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -62,29 +61,12 @@ func (s *udpLog) drain(u *UDPConn) {
 		n, err := u.RecvBatch(bufs, sizes, addrs, 4)
 		s.mu.Lock()
 		for i := range n {
-			b := bufs[i][4 : 4+sizes[i]]
-			if len(b) < 4 {
-				s.t.Errorf("datagram of %d bytes", len(b))
-				continue
-			}
-			seq := binary.BigEndian.Uint32(b)
-			if want := seqPacket(seq); string(b) != string(want) {
-				s.t.Errorf("datagram %d: % x, want % x", seq, b, want)
-			}
-			if addrs[i] != s.from {
+			if seq, ok := s.add(bufs[i][4:4+sizes[i]], "datagram"); ok && addrs[i] != s.from {
 				s.t.Errorf("datagram %d from %v, want %v", seq, addrs[i], s.from)
 			}
-			s.got = append(s.got, seq)
 		}
 		s.mu.Unlock()
-		if errors.Is(err, ErrWouldBlock) {
-			return
-		}
-		if err != nil {
-			s.t.Errorf("RecvBatch: %v", err)
-			return
-		}
-		if n < len(bufs) {
+		if !s.more(n, len(bufs), err) {
 			return
 		}
 	}

@@ -77,29 +77,42 @@ func (s *seqLog) drain(p *PacketFD) {
 		n, err := p.RecvBatch(bufs, sizes, 0)
 		s.mu.Lock()
 		for i := range n {
-			b := bufs[i][:sizes[i]]
-			if len(b) < 4 {
-				s.t.Errorf("packet of %d bytes", len(b))
-				continue
-			}
-			seq := binary.BigEndian.Uint32(b)
-			if want := seqPacket(seq); string(b) != string(want) {
-				s.t.Errorf("packet %d: % x, want % x", seq, b, want)
-			}
-			s.got = append(s.got, seq)
+			s.add(bufs[i][:sizes[i]], "packet")
 		}
 		s.mu.Unlock()
-		if errors.Is(err, ErrWouldBlock) {
-			return
-		}
-		if err != nil {
-			s.t.Errorf("RecvBatch: %v", err)
-			return
-		}
-		if n < len(bufs) {
+		if !s.more(n, len(bufs), err) {
 			return
 		}
 	}
+}
+
+// add checks that b is the test packet its sequence number says and
+// records it; what names it in errors. It reports whether b had a
+// sequence number at all. The caller holds s.mu.
+func (s *seqLog) add(b []byte, what string) (uint32, bool) {
+	if len(b) < 4 {
+		s.t.Errorf("%s of %d bytes", what, len(b))
+		return 0, false
+	}
+	seq := binary.BigEndian.Uint32(b)
+	if want := seqPacket(seq); string(b) != string(want) {
+		s.t.Errorf("%s %d: % x, want % x", what, seq, b, want)
+	}
+	s.got = append(s.got, seq)
+	return seq, true
+}
+
+// more reports whether a drain calls RecvBatch again after one that
+// returned n packets into size buffers, and err.
+func (s *seqLog) more(n, size int, err error) bool {
+	switch {
+	case errors.Is(err, ErrWouldBlock):
+		return false
+	case err != nil:
+		s.t.Errorf("RecvBatch: %v", err)
+		return false
+	}
+	return n == size
 }
 
 func (s *seqLog) count() int {
