@@ -360,13 +360,7 @@ func pendingUDP(t *testing.T, l *Loop, u *UDPConn, sender int, addr netip.AddrPo
 // on io_uring or on epoll, reads them first, in order, with their
 // senders, then those that came during the handoff and later.
 func TestURingUDPHandoffKeepsPending(t *testing.T) {
-	for _, to := range []struct {
-		name string
-		new  func(t *testing.T) *Loop
-	}{
-		{"to uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
-		{"to epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
-	} {
+	for _, to := range handoffTargets {
 		t.Run(to.name, func(t *testing.T) {
 			checkLeaks(t)
 			la := newURingLoop(t)

@@ -312,84 +312,23 @@ func TestURingReadRearmAfterKernelEnd(t *testing.T) {
 // the descriptor is closed, the buffers unmapped, and the uring keeps no
 // request for it.
 func TestURingReadCloseInFlight(t *testing.T) {
-	const pending = 5
-	// setup attaches a PacketFD to l with packets pending in its ring and
-	// its read armed. It returns the loop's requests before the attach and
-	// where the buffers are mapped.
-	setup := func(t *testing.T, l *Loop, a, b int, onReady ReadyFunc) (p *PacketFD, inflight int, buf, size uintptr) {
-		t.Helper()
-		u := l.p.(*uring)
-		onLoop(t, l, func() { inflight = u.inflight })
-		p = attach(t, l, a, PacketConfig{OnReady: onReady})
-		writeSeqs(t, b, 0, pending)
-		waitFor(t, "packets in the ring", func() bool {
-			n := 0
-			onLoop(t, l, func() { deliver(l); n = pendingPackets(p) })
-			return n == pending
-		})
-		var req uint32
-		var attached bool
-		onLoop(t, l, func() {
-			req, attached = p.ring.req, p.ring.u == u
-			buf, size = uintptr(unsafe.Pointer(&p.ring.bufMem[0])), uintptr(len(p.ring.bufMem))
-		})
-		if req == 0 || !attached {
-			t.Fatalf("ring's read not armed: request %d, attached %v", req, attached)
-		}
-		if !mapped(t, buf, size) {
-			t.Fatal("mincore: the ring's buffers are not mapped before the close")
-		}
-		return p, inflight, buf, size
-	}
-	// check runs on l (or after it stopped) once p is closed.
-	check := func(t *testing.T, p *PacketFD) {
-		t.Helper()
-		if p.ring.ringMem != nil || p.ring.bufMem != nil || p.ring.u != nil {
-			t.Errorf("after Close: ring mapped %v, buffers mapped %v, attached %v", p.ring.ringMem != nil, p.ring.bufMem != nil, p.ring.u != nil)
-		}
-	}
-	// released waits until l's uring holds no more requests than before.
-	released := func(t *testing.T, l *Loop, p *PacketFD, before int) {
-		t.Helper()
-		u := l.p.(*uring)
-		var now int
-		waitFor(t, "the uring's requests for the PacketFD to end", func() bool {
-			onLoop(t, l, func() { now = u.inflight })
-			return now == before
-		})
-		onLoop(t, l, func() { check(t, p) })
-	}
-
 	t.Run("other goroutine", func(t *testing.T) {
-		checkLeaks(t)
-		l := newURingLoop(t)
-		a, b := dgramPair(t)
-		closeLater(t, b)
-		p, before, buf, size := setup(t, l, a, b, func(*PacketFD, Events) {})
-		if err := p.Close(); err != nil {
+		f := newInFlight(t, func(*PacketFD, Events) {})
+		if err := f.p.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if isOpen(a) {
-			t.Error("descriptor open after Close")
-		}
-		if mapped(t, buf, size) {
-			t.Error("the ring's buffers are still mapped after Close")
-		}
-		released(t, l, p, before)
+		f.gone(t, "Close")
+		f.released(t)
 	})
 
 	t.Run("own callback", func(t *testing.T) {
-		checkLeaks(t)
-		l := newURingLoop(t)
-		a, b := dgramPair(t)
-		closeLater(t, b)
 		var closeNow atomic.Bool
 		type result struct {
 			err            error
 			pending, armed int
 		}
 		closed := make(chan result, 1)
-		p, before, buf, size := setup(t, l, a, b, func(p *PacketFD, ev Events) {
+		f := newInFlight(t, func(p *PacketFD, ev Events) {
 			if !closeNow.Load() {
 				return
 			}
@@ -398,7 +337,7 @@ func TestURingReadCloseInFlight(t *testing.T) {
 			closed <- r
 		})
 		closeNow.Store(true)
-		onLoop(t, l, func() { p.Notify(Readable) })
+		onLoop(t, f.l, func() { f.p.Notify(Readable) })
 		var r result
 		select {
 		case r = <-closed:
@@ -408,55 +347,115 @@ func TestURingReadCloseInFlight(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("Close in the callback: %v", r.err)
 		}
-		if r.pending != pending || r.armed == 0 {
-			t.Errorf("at the close: %d pending, request %d; want %d pending and the read armed", r.pending, r.armed, pending)
+		if r.pending != inFlightPending || r.armed == 0 {
+			t.Errorf("at the close: %d pending, request %d; want %d pending and the read armed", r.pending, r.armed, inFlightPending)
 		}
-		if isOpen(a) {
-			t.Error("descriptor open after Close in its callback")
-		}
-		if mapped(t, buf, size) {
-			t.Error("the ring's buffers are still mapped after Close")
-		}
-		released(t, l, p, before)
+		f.gone(t, "Close in its callback")
+		f.released(t)
 	})
 
 	t.Run("loop close", func(t *testing.T) {
-		checkLeaks(t)
-		l := newURingLoop(t)
-		a, b := dgramPair(t)
-		closeLater(t, b)
-		p, _, buf, size := setup(t, l, a, b, func(*PacketFD, Events) {})
-		if err := l.Close(); err != nil {
+		f := newInFlight(t, func(*PacketFD, Events) {})
+		if err := f.l.Close(); err != nil {
 			t.Fatalf("loop Close: %v", err)
 		}
 		// The loop has stopped: its state may be read here.
-		if isOpen(a) {
-			t.Error("descriptor open after its loop closed")
-		}
-		if mapped(t, buf, size) {
-			t.Error("the ring's buffers are still mapped after the loop closed")
-		}
-		check(t, p)
-		if n := l.p.(*uring).inflight; n != 0 {
+		f.gone(t, "its loop closed")
+		f.unmapped(t)
+		if n := f.l.p.(*uring).inflight; n != 0 {
 			t.Errorf("%d requests in flight after the loop closed", n)
 		}
-		if err := p.Close(); err != nil {
+		if err := f.p.Close(); err != nil {
 			t.Errorf("PacketFD Close after its loop closed: %v", err)
 		}
 	})
+}
+
+// inFlightPending is how many packets an inFlight's ring holds.
+const inFlightPending = 5
+
+// inFlight is a PacketFD on a uring loop of its own with packets pending
+// in its ring and its read armed, about to be closed.
+type inFlight struct {
+	l      *Loop
+	a      int // the PacketFD's descriptor
+	p      *PacketFD
+	before int // the uring's requests in flight before the attach
+	// buf and size: where the ring's buffers were mapped.
+	buf, size uintptr
+}
+
+func newInFlight(t *testing.T, onReady ReadyFunc) *inFlight {
+	t.Helper()
+	checkLeaks(t)
+	f := &inFlight{l: newURingLoop(t)}
+	a, b := dgramPair(t)
+	closeLater(t, b)
+	f.a = a
+	u := f.l.p.(*uring)
+	onLoop(t, f.l, func() { f.before = u.inflight })
+	f.p = attach(t, f.l, a, PacketConfig{OnReady: onReady})
+	writeSeqs(t, b, 0, inFlightPending)
+	waitFor(t, "packets in the ring", func() bool {
+		n := 0
+		onLoop(t, f.l, func() { deliver(f.l); n = pendingPackets(f.p) })
+		return n == inFlightPending
+	})
+	var req uint32
+	var attached bool
+	onLoop(t, f.l, func() {
+		req, attached = f.p.ring.req, f.p.ring.u == u
+		f.buf, f.size = uintptr(unsafe.Pointer(&f.p.ring.bufMem[0])), uintptr(len(f.p.ring.bufMem))
+	})
+	if req == 0 || !attached {
+		t.Fatalf("ring's read not armed: request %d, attached %v", req, attached)
+	}
+	if !mapped(t, f.buf, f.size) {
+		t.Fatal("mincore: the ring's buffers are not mapped before the close")
+	}
+	return f
+}
+
+// gone checks that the descriptor is closed and the buffers unmapped
+// after what happened (for the messages).
+func (f *inFlight) gone(t *testing.T, after string) {
+	t.Helper()
+	if isOpen(f.a) {
+		t.Error("descriptor open after " + after)
+	}
+	if mapped(t, f.buf, f.size) {
+		t.Error("the ring's buffers are still mapped after " + after)
+	}
+}
+
+// unmapped checks that the PacketFD let go of its ring. On the loop, or
+// after it stopped.
+func (f *inFlight) unmapped(t *testing.T) {
+	t.Helper()
+	r := f.p.ring
+	if r.ringMem != nil || r.bufMem != nil || r.u != nil {
+		t.Errorf("after Close: ring mapped %v, buffers mapped %v, attached %v", r.ringMem != nil, r.bufMem != nil, r.u != nil)
+	}
+}
+
+// released waits until the uring holds no more requests than before the
+// attach, then checks the ring was let go of.
+func (f *inFlight) released(t *testing.T) {
+	t.Helper()
+	u := f.l.p.(*uring)
+	var now int
+	waitFor(t, "the uring's requests for the PacketFD to end", func() bool {
+		onLoop(t, f.l, func() { now = u.inflight })
+		return now == f.before
+	})
+	onLoop(t, f.l, func() { f.unmapped(t) })
 }
 
 // A handoff takes the packets already read into the ring along: the new
 // owner, on io_uring or on epoll, reads them first, in order and intact,
 // then the ones that came during the handoff and later.
 func TestURingReadHandoffKeepsPending(t *testing.T) {
-	for _, to := range []struct {
-		name string
-		new  func(t *testing.T) *Loop
-	}{
-		{"to uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
-		{"to epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
-	} {
+	for _, to := range handoffTargets {
 		t.Run(to.name, func(t *testing.T) {
 			checkLeaks(t)
 			la := newURingLoop(t)
@@ -772,4 +771,14 @@ func checkHandedOff(t *testing.T, la, lb *Loop, p *PacketFD, want uint64, closeF
 	if isOpen(fd) {
 		t.Error("descriptor open after Close")
 	}
+}
+
+// handoffTargets are the loops a handoff from an io_uring loop is tested
+// to: another io_uring loop, and an epoll one.
+var handoffTargets = []struct {
+	name string
+	new  func(t *testing.T) *Loop
+}{
+	{"to uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
+	{"to epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
 }
