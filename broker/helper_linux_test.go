@@ -832,3 +832,42 @@ func echoReply6(p []byte) bool {
 	binary.BigEndian.PutUint16(p[42:44], icmp6Checksum(p))
 	return true
 }
+
+// addr returns the address local on link name, as iproute2 reports it in
+// the test's namespace; the test ends if the link has none.
+func (ts *testServer) addr(t testing.TB, name, local string) netnstest.AddrInfo {
+	t.Helper()
+	addrs, err := ts.ns.Addrs(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if a.Local == local {
+			return a
+		}
+	}
+	t.Fatalf("address %s missing on %s: %+v", local, name, addrs)
+	return netnstest.AddrInfo{}
+}
+
+// needPing returns the path of ping, which the test needs: it fails
+// without it, before anything is set up.
+func needPing(t testing.TB) string {
+	t.Helper()
+	ping, err := exec.LookPath("ping")
+	if err != nil {
+		t.Fatalf("this test needs ping (apt-get install iputils-ping): %v", err)
+	}
+	return ping
+}
+
+// pingThrough pings dst three times with ping from the test's namespace
+// and ends the test unless all three answers came.
+func (ts *testServer) pingThrough(t testing.TB, ping, dst string) {
+	t.Helper()
+	out, err := ts.ns.Output(ping, "-6", "-n", "-c", "3", "-i", "0.2", "-W", "5", dst)
+	t.Logf("ping:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "3 received") {
+		t.Fatalf("ping through the device: %v", err)
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -42,10 +41,7 @@ func jsonEnv(t *testing.T, name string, v any) string {
 // its descriptor, and ping -6 from the namespace gets every answer. The
 // device disappears when the child exits.
 func TestMemberGetsWorkingDevice(t *testing.T) {
-	ping, err := exec.LookPath("ping")
-	if err != nil {
-		t.Fatalf("this test needs ping (apt-get install iputils-ping): %v", err)
-	}
+	ping := needPing(t)
 	ts := startServer(t, nil)
 	req := broker.Request{Addr: pfx("fd5e:7a11::1/64"), Peer: ip("fd5e:7a11::2"), MTU: 1400, Name: "tun%d"}
 	c := ts.startChild(t, asMember, "reflect", jsonEnv(t, "TUNDRA_REQUEST", req))
@@ -61,28 +57,10 @@ func TestMemberGetsWorkingDevice(t *testing.T) {
 	if l.Index != r.Index || l.MTU != 1400 || !l.HasFlag("UP") {
 		t.Errorf("link %+v, want index %d, MTU 1400, UP", l, r.Index)
 	}
-	addrs, err := ts.ns.Addrs(r.Name)
-	if err != nil {
-		t.Fatal(err)
+	if a := ts.addr(t, r.Name, "fd5e:7a11::1"); a.PrefixLen != 64 || a.Address != "fd5e:7a11::2" || !a.NoDAD || a.Tentative {
+		t.Errorf("address %+v: want /64, peer fd5e:7a11::2, nodad, not tentative", a)
 	}
-	found := false
-	for _, a := range addrs {
-		if a.Local == "fd5e:7a11::1" {
-			found = true
-			if a.PrefixLen != 64 || a.Address != "fd5e:7a11::2" || !a.NoDAD || a.Tentative {
-				t.Errorf("address %+v: want /64, peer fd5e:7a11::2, nodad, not tentative", a)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("address missing: %+v", addrs)
-	}
-
-	out, err := ts.ns.Output(ping, "-6", "-n", "-c", "3", "-i", "0.2", "-W", "5", "fd5e:7a11::2")
-	t.Logf("ping:\n%s", out)
-	if err != nil || !strings.Contains(string(out), "3 received") {
-		t.Fatalf("ping through the device: %v", err)
-	}
+	ts.pingThrough(t, ping, "fd5e:7a11::2")
 
 	a := ts.log.waitAudits(t, 1)[0]
 	want := map[string]string{"uid": fmt.Sprint(memberUID), "gid": fmt.Sprint(memberUID), "groups": fmt.Sprintf("[%d]", tundraGID),

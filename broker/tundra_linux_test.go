@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -241,10 +240,7 @@ func tundraRaw(b []byte) string { return "TUNDRA_RAW=" + hex.EncodeToString(b) }
 // header Tundra's clients expect; ping reaches the peer through it. The
 // device goes with the client.
 func TestTundraClientGetsWorkingDevice(t *testing.T) {
-	ping, err := exec.LookPath("ping")
-	if err != nil {
-		t.Fatalf("this test needs ping (apt-get install iputils-ping): %v", err)
-	}
+	ping := needPing(t)
 	ts := startServer(t, nil)
 	req := broker.TundraRequestForTest(152, "fd5e:7a11::1", "fd5e:7a11::2", "ffff:ffff:ffff:ffff::", 1400)
 	c := ts.startChild(t, asMember, "tundra-reflect", tundraRaw(req))
@@ -269,28 +265,10 @@ func TestTundraClientGetsWorkingDevice(t *testing.T) {
 	if l.MTU != 1400 || !l.HasFlag("UP") {
 		t.Errorf("link %+v, want MTU 1400, UP", l)
 	}
-	addrs, err := ts.ns.Addrs(r.Name)
-	if err != nil {
-		t.Fatal(err)
+	if a := ts.addr(t, r.Name, "fd5e:7a11::1"); a.PrefixLen != 64 || a.Address != "fd5e:7a11::2" {
+		t.Errorf("address %+v: want /64 (from the netmask), peer fd5e:7a11::2", a)
 	}
-	found := false
-	for _, a := range addrs {
-		if a.Local == "fd5e:7a11::1" {
-			found = true
-			if a.PrefixLen != 64 || a.Address != "fd5e:7a11::2" {
-				t.Errorf("address %+v: want /64 (from the netmask), peer fd5e:7a11::2", a)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("address missing: %+v", addrs)
-	}
-
-	out, err := ts.ns.Output(ping, "-6", "-n", "-c", "3", "-i", "0.2", "-W", "5", "fd5e:7a11::2")
-	t.Logf("ping:\n%s", out)
-	if err != nil || !strings.Contains(string(out), "3 received") {
-		t.Fatalf("ping through the device: %v", err)
-	}
+	ts.pingThrough(t, ping, "fd5e:7a11::2")
 	if ev := c.nextTundra(t); ev.Event != "echo request behind a PI header" {
 		t.Errorf("reflector said %+v", ev)
 	}
@@ -318,21 +296,8 @@ func TestTundraClientGetsWorkingDevice(t *testing.T) {
 	if l, err := ts.ns.LinkByName(r.Name); err != nil || l.MTU != 1500 || !l.HasFlag("UP") {
 		t.Errorf("link %+v, %v: want MTU 1500 (the kernel's default), UP", l, err)
 	}
-	addrs, err = ts.ns.Addrs(r.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found = false
-	for _, a := range addrs {
-		if a.Local == "fd5e:7a12::1" {
-			found = true
-			if a.PrefixLen != 96 || a.Address != "" {
-				t.Errorf("address %+v: want /96, no peer", a)
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("address missing: %+v", addrs)
+	if a := ts.addr(t, r.Name, "fd5e:7a12::1"); a.PrefixLen != 96 || a.Address != "" {
+		t.Errorf("address %+v: want /96, no peer", a)
 	}
 	c.stop(10 * time.Second)
 	ts.waitLinks(t)
