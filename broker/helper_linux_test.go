@@ -534,7 +534,7 @@ func helperMain(mode string) int {
 			cr.Close()
 			out.Encode(result{Event: "closed"})
 		case "reflect":
-			go reflectEcho(cr.Fds[0])
+			go reflectEcho(cr.Fds[0], false, nil)
 		}
 		waitStdin()
 		return 0
@@ -656,11 +656,19 @@ func toResult(cr broker.Created, err error) result {
 	return result{Name: cr.Name, Index: cr.Index, Fds: len(cr.Fds)}
 }
 
-// reflectEcho answers every ICMPv6 echo request read from a TUN fd (no PI
-// header) with an echo reply, until the process exits.
-func reflectEcho(fd int) {
+// reflectEcho answers every ICMPv6 echo request read from a TUN fd with
+// an echo reply, until the process exits. With pi each packet carries the
+// 4-byte packet-information header (flags, then the EtherType), which
+// must say IPv6 and goes back as it came: without the header the check
+// fails and nothing is answered. first, if not nil, runs at the first
+// request answered.
+func reflectEcho(fd int, pi bool, first func()) {
 	unix.SetNonblock(fd, false)
 	buf := make([]byte, 65536)
+	hdr := 0
+	if pi {
+		hdr = 4
+	}
 	for {
 		n, err := unix.Read(fd, buf)
 		if err != nil {
@@ -670,11 +678,17 @@ func reflectEcho(fd int) {
 			fmt.Fprintln(os.Stderr, "read:", err)
 			return
 		}
-		p := buf[:n]
-		if !echoReply6(p) {
+		if pi && (n < hdr+48 || binary.BigEndian.Uint16(buf[2:4]) != unix.ETH_P_IPV6) {
+			continue
+		}
+		if !echoReply6(buf[hdr:n]) {
 			continue // not an echo request without extension headers
 		}
-		if _, err := unix.Write(fd, p); err != nil {
+		if first != nil {
+			first()
+			first = nil
+		}
+		if _, err := unix.Write(fd, buf[:n]); err != nil {
 			fmt.Fprintln(os.Stderr, "write:", err)
 		}
 	}

@@ -67,7 +67,7 @@ func tundraHelperMain(mode string) int {
 	res, fds := tundraExchange(os.Getenv("TUNDRA_SOCKET"), raw, os.Getenv("TUNDRA_HALFCLOSE") != "")
 	out.Encode(res)
 	if mode == "tundra-reflect" && len(fds) == 1 {
-		go reflectEchoPI(fds[0], out)
+		go reflectEcho(fds[0], true, func() { out.Encode(tundraResult{Event: "echo request behind a PI header"}) })
 	}
 	io.Copy(io.Discard, os.Stdin)
 	for _, fd := range fds {
@@ -172,40 +172,6 @@ func tundraExchange(path string, req []byte, halfClose bool) (tundraResult, []in
 		}
 	}
 	return r, fds
-}
-
-// reflectEchoPI answers ICMPv6 echo requests read from a TUN descriptor
-// whose packets carry the 4-byte packet-information header (flags, then
-// the EtherType), and says so on the first one. Without the header the
-// EtherType check fails and nothing is answered.
-func reflectEchoPI(fd int, out *json.Encoder) {
-	unix.SetNonblock(fd, false)
-	buf := make([]byte, 65536)
-	announced := false
-	for {
-		n, err := unix.Read(fd, buf)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			fmt.Fprintln(os.Stderr, "read:", err)
-			return
-		}
-		if n < 4+48 || binary.BigEndian.Uint16(buf[2:4]) != unix.ETH_P_IPV6 {
-			continue
-		}
-		p := buf[4:n]
-		if !echoReply6(p) {
-			continue // not an echo request without extension headers
-		}
-		if !announced {
-			out.Encode(tundraResult{Event: "echo request behind a PI header"})
-			announced = true
-		}
-		if _, err := unix.Write(fd, buf[:n]); err != nil {
-			fmt.Fprintln(os.Stderr, "write:", err)
-		}
-	}
 }
 
 // nextTundra returns a tundra-* helper's next line.
