@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"testing"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,21 +19,7 @@ import (
 func sendSeqs(t *testing.T, fd int, addr netip.AddrPort, from, to uint32) {
 	t.Helper()
 	sa := sockaddrOf(addr)
-	deadline := time.Now().Add(5 * time.Second)
-	for i := from; i < to; {
-		err := unix.Sendto(fd, seqPacket(i), 0, sa)
-		switch {
-		case err == nil:
-			i++
-		case err == unix.EAGAIN || err == unix.ENOBUFS:
-			if time.Now().After(deadline) {
-				t.Fatalf("send buffer stayed full at datagram %d", i)
-			}
-			time.Sleep(time.Millisecond)
-		default:
-			t.Fatalf("send datagram %d: %v", i, err)
-		}
-	}
+	sendEach(t, "datagram", from, to, func(b []byte) error { return unix.Sendto(fd, b, 0, sa) })
 }
 
 // udpLog collects a test stream as a UDPConn's callback reads it, and

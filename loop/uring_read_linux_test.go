@@ -30,19 +30,30 @@ func seqPacket(i uint32) []byte {
 // queue is full.
 func writeSeqs(t *testing.T, fd int, from, to uint32) {
 	t.Helper()
+	sendEach(t, "packet", from, to, func(b []byte) error {
+		_, err := unix.Write(fd, b)
+		return err
+	})
+}
+
+// sendEach sends packets from..to-1 (what names them in errors) with
+// send, waiting while it finds the queue full (EAGAIN, ENOBUFS), for 5 s
+// at most.
+func sendEach(t *testing.T, what string, from, to uint32, send func([]byte) error) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for i := from; i < to; {
-		_, err := unix.Write(fd, seqPacket(i))
+		err := send(seqPacket(i))
 		switch {
 		case err == nil:
 			i++
 		case err == unix.EAGAIN || err == unix.ENOBUFS:
 			if time.Now().After(deadline) {
-				t.Fatalf("peer's queue stayed full at packet %d", i)
+				t.Fatalf("queue stayed full at %s %d", what, i)
 			}
 			time.Sleep(time.Millisecond)
 		default:
-			t.Fatalf("write packet %d: %v", i, err)
+			t.Fatalf("send %s %d: %v", what, i, err)
 		}
 	}
 }
