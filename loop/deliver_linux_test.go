@@ -1,5 +1,7 @@
 package loop
 
+import "testing"
+
 // deliver has l's kernel finish the reads it has started and hands their
 // packets to the PacketFDs, as the loop's next wait would: on io_uring a
 // packet that arrives while a callback runs is read into a ring buffer
@@ -21,4 +23,14 @@ func pendingPackets(p *PacketFD) int {
 		return 0
 	}
 	return p.ring.plen
+}
+
+// waitPending waits until p, on l, holds n packets read into its ring.
+func waitPending(t *testing.T, l *Loop, p *PacketFD, n int) {
+	t.Helper()
+	waitFor(t, itoa(n)+" packets in the ring", func() bool {
+		k := 0
+		onLoop(t, l, func() { deliver(l); k = pendingPackets(p) })
+		return k == n
+	})
 }

@@ -237,11 +237,7 @@ func TestURingUDPGROSplit(t *testing.T) {
 				}
 			}
 			if c.name == "uring" {
-				waitFor(t, "the three messages in the ring", func() bool {
-					k := 0
-					onLoop(t, l, func() { deliver(l); k = pendingPackets(u.p) })
-					return k == 3
-				})
+				waitPending(t, l, u.p, 3)
 			}
 			reading.Store(true)
 			onLoop(t, l, func() { u.Notify(Readable) })
@@ -334,11 +330,7 @@ func TestURingUDPENOBUFSRecovery(t *testing.T) {
 func pendingUDP(t *testing.T, l *Loop, u *UDPConn, sender int, addr netip.AddrPort, n uint32) {
 	t.Helper()
 	sendSeqs(t, sender, addr, 0, n)
-	waitFor(t, "the datagrams in the ring", func() bool {
-		k := 0
-		onLoop(t, l, func() { deliver(l); k = pendingPackets(u.p) })
-		return k == int(n)
-	})
+	waitPending(t, l, u.p, int(n))
 }
 
 // A handoff takes the datagrams already in the ring along: the new owner,

@@ -407,11 +407,7 @@ func newInFlight(t *testing.T, onReady ReadyFunc) *inFlight {
 	onLoop(t, f.l, func() { f.before = u.inflight })
 	f.p = attach(t, f.l, a, PacketConfig{OnReady: onReady})
 	writeSeqs(t, b, 0, inFlightPending)
-	waitFor(t, "packets in the ring", func() bool {
-		n := 0
-		onLoop(t, f.l, func() { deliver(f.l); n = pendingPackets(f.p) })
-		return n == inFlightPending
-	})
+	waitPending(t, f.l, f.p, inFlightPending)
 	var req uint32
 	var attached bool
 	onLoop(t, f.l, func() {
@@ -478,11 +474,7 @@ func TestURingReadHandoffKeepsPending(t *testing.T) {
 			p := attach(t, la, a, PacketConfig{OnReady: func(*PacketFD, Events) { readOnA.Add(1) }})
 			t.Cleanup(func() { p.Close() })
 			writeSeqs(t, b, 0, early)
-			waitFor(t, "the early packets in the ring", func() bool {
-				n := 0
-				onLoop(t, la, func() { deliver(la); n = pendingPackets(p) })
-				return n == early
-			})
+			waitPending(t, la, p, early)
 			// The new loop takes the PacketFD only once released: packets
 			// written meanwhile are read (on io_uring into buffers of the
 			// ring) as it lands, before its callback has read the early
