@@ -127,15 +127,7 @@ func (r *epollRunner) loop(out map[int]int, swap bool) error {
 				if swap {
 					turnAround(buf[:m])
 				}
-				_, _, e = unix.RawSyscall(unix.SYS_WRITE, uintptr(o), uintptr(unsafe.Pointer(&buf[0])), m)
-				r.st.calls.inc()
-				if e != 0 {
-					r.st.errs.inc()
-					r.errs.record(fmt.Errorf("write: %w", e))
-					continue
-				}
-				r.st.pktsOut.inc()
-				r.st.bytesOut.add(uint64(m))
+				r.write(o, buf[:m])
 			}
 		}
 	}
@@ -145,17 +137,21 @@ func (r *epollRunner) loop(out map[int]int, swap bool) error {
 // blocks, so there is nothing to wait for.
 func (r *epollRunner) blast(fd int, pkts [][]byte) {
 	for i := 0; !r.stopped.Load(); i++ {
-		pk := pkts[i%len(pkts)]
-		_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&pk[0])), uintptr(len(pk)))
-		r.st.calls.inc()
-		if e != 0 {
-			r.st.errs.inc()
-			r.errs.record(fmt.Errorf("write: %w", e))
-			continue
-		}
-		r.st.pktsOut.inc()
-		r.st.bytesOut.add(uint64(len(pk)))
+		r.write(fd, pkts[i%len(pkts)])
 	}
+}
+
+// write writes pk to fd with one raw write(2), counting it.
+func (r *epollRunner) write(fd int, pk []byte) {
+	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&pk[0])), uintptr(len(pk)))
+	r.st.calls.inc()
+	if e != 0 {
+		r.st.errs.inc()
+		r.errs.record(fmt.Errorf("write: %w", e))
+		return
+	}
+	r.st.pktsOut.inc()
+	r.st.bytesOut.add(uint64(len(pk)))
 }
 
 func (r *epollRunner) counters() engineCounters { return sumStats(true, &r.st) }
