@@ -193,6 +193,30 @@ func (r *recorder) waitAudits(t testing.TB, n int) []map[string]string {
 	}
 }
 
+// waitAuditSince waits until an audit record after the first n
+// satisfies match and returns it.
+func (r *recorder) waitAuditSince(t testing.TB, n int, match func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		if a := r.audits(); len(a) > n {
+			for _, m := range a[n:] {
+				if match(m) {
+					return m
+				}
+			}
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("timed out waiting for an audit record after the first %d; have %v", n, r.audits())
+		}
+	}
+}
+
 // waitRecord waits until some record satisfies match and returns it.
 func (r *recorder) waitRecord(t testing.TB, match func(map[string]string) bool) map[string]string {
 	t.Helper()
@@ -345,12 +369,18 @@ func (ts *testServer) rootCreate(t testing.TB, addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c := broker.Client{Path: ts.path}
+	before := len(ts.log.audits())
 	start := time.Now()
 	cr, err := c.Create(ctx, broker.Request{Addr: pfx(addr)})
 	if err != nil {
 		t.Fatalf("legitimate client not served: %v", err)
 	}
 	t.Logf("legitimate client served in %v: %s", time.Since(start).Round(time.Millisecond), cr.Name)
+	// The server writes the audit record after the descriptor has gone
+	// out, so wait for it: callers count records from here on.
+	ts.log.waitAuditSince(t, before, func(a map[string]string) bool {
+		return a["result"] == "created" && a["device"] == cr.Name
+	})
 	if l, err := ts.ns.LinkByName(cr.Name); err != nil || !l.HasFlag("UP") {
 		t.Errorf("device %s: %+v, %v", cr.Name, l, err)
 	}
