@@ -59,30 +59,6 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// tcpListening reports whether something in ns listens on TCP port,
-// reading the namespace's /proc/thread-self/net/tcp from a thread inside
-// it. It is how we know iperf3's server is ready without connecting to it
-// (a one-off server would take the probe for its one test).
-func tcpListening(ns *netns.Namespace, port int) bool {
-	want := fmt.Sprintf(":%04X", port)
-	found := false
-	ns.Do(func() error {
-		b, err := os.ReadFile("/proc/thread-self/net/tcp")
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			// f[1] local address:port, f[3] state (0A is LISTEN).
-			if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
-				found = true
-			}
-		}
-		return nil
-	})
-	return found
-}
-
 // iperf3Result is what we read from iperf3 -J.
 type iperf3Result struct {
 	Error string `json:"error"`
@@ -129,7 +105,10 @@ func (e *env) startIperf3Server(ctx context.Context, path string, ns *netns.Name
 		}
 	})
 	deadline := time.Now().Add(5 * time.Second)
-	for !tcpListening(ns, tcpPort) {
+	for {
+		if up, err := ns.TCPListening(tcpPort); err != nil || up {
+			return err
+		}
 		select {
 		case <-exited:
 			return fmt.Errorf("iperf3 server exited: %s", bytes.TrimSpace(out.Bytes()))
@@ -141,7 +120,6 @@ func (e *env) startIperf3Server(ctx context.Context, path string, ns *netns.Name
 			return errors.New("iperf3 server did not listen within 5s")
 		}
 	}
-	return nil
 }
 
 // runIperf3Client runs iperf3 -c in ns for whole seconds (iperf3 reads -t

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -145,4 +146,31 @@ func (ns *Namespace) WriteSysctl(name, value string) error {
 		}
 		return nil
 	})
+}
+
+// TCPListening reports whether a socket inside the namespace listens on
+// TCP port (IPv4 or IPv6), read from the namespace's
+// /proc/thread-self/net/tcp and tcp6. It tells that a server is ready
+// without connecting to it: a one-off server such as `iperf3 -s -1` would
+// take a probe connection for its one client.
+func (ns *Namespace) TCPListening(port int) (bool, error) {
+	want := fmt.Sprintf(":%04X", port)
+	found := false
+	err := ns.Do(func() error {
+		for _, table := range []string{"tcp", "tcp6"} {
+			b, err := os.ReadFile("/proc/thread-self/net/" + table)
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				f := strings.Fields(line)
+				// f[1] is local address:port, f[3] the state (0A is LISTEN).
+				if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	return found, err
 }

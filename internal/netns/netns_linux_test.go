@@ -1,6 +1,8 @@
 package netns
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -85,5 +87,45 @@ func TestWriteSysctl(t *testing.T) {
 	}
 	if err := ns.WriteSysctl("net/ipv4/no_such", "1"); err == nil {
 		t.Error("unknown sysctl accepted")
+	}
+}
+
+func TestTCPListening(t *testing.T) {
+	privileged(t)
+	ns, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	// The host's own listeners must not count: the same port is taken
+	// on the host's loopback for the whole test.
+	host, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	port := host.Addr().(*net.TCPAddr).Port
+	if up, err := ns.TCPListening(port); err != nil || up {
+		t.Fatalf("before listening inside: %v, %v; want false (the host's listener is not inside)", up, err)
+	}
+	for _, network := range []string{"tcp4", "tcp6"} {
+		var ln net.Listener
+		if err := ns.Do(func() (err error) {
+			ln, err = net.Listen(network, fmt.Sprintf(":%d", port))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		up, err := ns.TCPListening(port)
+		if err != nil || !up {
+			t.Errorf("%s listener inside: %v, %v; want true", network, up, err)
+		}
+		if up, _ := ns.TCPListening(port + 1); up {
+			t.Errorf("%s: port %d reported listening", network, port+1)
+		}
+		ln.Close()
+		if up, err := ns.TCPListening(port); err != nil || up {
+			t.Errorf("%s listener closed: %v, %v; want false", network, up, err)
+		}
 	}
 }

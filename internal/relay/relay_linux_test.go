@@ -133,7 +133,20 @@ func TestTunnelIperf3(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { server.Process.Kill(); server.Wait() }()
-			time.Sleep(300 * time.Millisecond) // the server binds
+			// Wait for the listen, without a probe connection: -1 would
+			// take it for its one client.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				up, err := tn.b.TCPListening(5201)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if up {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("iperf3 server did not listen on port 5201 within 10s")
+				}
+			}
 			args := append([]string{"-c", "10.99.0.2", "-t", "2", "-J"}, mode.args...)
 			out, err := tn.a.Output("iperf3", args...)
 			if err != nil {
