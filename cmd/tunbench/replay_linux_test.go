@@ -298,6 +298,7 @@ func TestInterruptReplayCapture(t *testing.T) {
 	for _, c := range []struct {
 		args     []string
 		busy     func(pid int) bool // the run is under way
+		ready    func(h *heldNamespaces) bool // the interrupt may come
 		code     int
 		inStdout string
 	}{
@@ -312,7 +313,12 @@ func TestInterruptReplayCapture(t *testing.T) {
 				}
 				return false
 			},
-			code: 130, inStdout: "written   1: answered 1",
+			// The kernel answered the first echo request: its reply went
+			// into the device, where the replay reads it at once. (The
+			// device's tx counter would not do: router solicitations and
+			// MLD reports go there too.) The next request is seconds away.
+			ready: func(h *heldNamespaces) bool { return h.snmp6("Icmp6OutEchoReplies") >= 1 },
+			code:  130, inStdout: "written   1: answered 1",
 		},
 		{
 			args: []string{"capture", "-o", path, "--", "sleep", "30"},
@@ -337,12 +343,12 @@ func TestInterruptReplayCapture(t *testing.T) {
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		pid := cmd.Process.Pid
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for !c.busy(pid) {
 			if time.Now().After(deadline) {
 				cmd.Process.Kill()
 				<-exited
-				t.Fatalf("%q: not under way after 10s\n%s%s", c.args, stdout.String(), stderr.String())
+				t.Fatalf("%q: not under way after 20s\n%s%s", c.args, stdout.String(), stderr.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -352,7 +358,15 @@ func TestInterruptReplayCapture(t *testing.T) {
 		if len(hold.inodes) == 0 {
 			t.Fatalf("%q: could hold none of its namespaces", c.args)
 		}
-		time.Sleep(1500 * time.Millisecond) // the replay writes its first packet
+		for c.ready != nil && !c.ready(hold) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				<-exited
+				t.Fatalf("%q: not ready for the interrupt after 20s\n%s%s", c.args, stdout.String(), stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // for the replay's read of what the kernel queued
 		cmd.Process.Signal(os.Interrupt)
 		var err error
 		select {

@@ -760,6 +760,27 @@ type heldNamespaces struct {
 	files  []*os.File
 }
 
+// snmp6 is counter name of /proc/net/snmp6 (e.g. Icmp6OutEchoReplies)
+// in the first held namespace that has the file, read by a cat that
+// nsenter runs inside; -1 if none could be read.
+func (h *heldNamespaces) snmp6(name string) int64 {
+	for _, f := range h.files {
+		cmd := exec.Command("nsenter", "--net=/proc/self/fd/3", "cat", "/proc/net/snmp6")
+		cmd.ExtraFiles = []*os.File{f}
+		out, err := cmd.Output()
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return -1
+}
+
 // holdNamespaces opens every network namespace process pid refers to
 // (through its descriptors and its threads), except skip.
 func holdNamespaces(pid int, skip string) *heldNamespaces {
