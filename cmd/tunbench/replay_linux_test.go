@@ -297,7 +297,7 @@ func TestInterruptReplayCapture(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sleep.pcap")
 	for _, c := range []struct {
 		args     []string
-		busy     func(pid int) bool // the run is under way
+		busy     func(pid int) bool           // the run is under way
 		ready    func(h *heldNamespaces) bool // the interrupt may come
 		code     int
 		inStdout string
