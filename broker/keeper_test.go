@@ -105,6 +105,18 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// waitFor waits up to 10 s for want to appear in the log: the keeper
+// logs a reap after the deletion a test waits for.
+func (s *syncBuf) waitFor(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.String(), want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("log lacks %s:\n%s", want, s.String())
+			return
+		}
+	}
+}
+
 // The keeper without a kernel: what a restarted server finds, an event
 // reporting a tampered device, and lost events followed by a re-read.
 func TestKeeper(t *testing.T) {
@@ -131,9 +143,7 @@ func TestKeeper(t *testing.T) {
 	for _, want := range []string{`msg="found a brokered device" device=tun0 index=10 uid=1000`,
 		`msg="reaped a brokered device" device=tun1 index=11 uid=1000 tampering="made persistent" when="found at start"`,
 		`device=tun3 index=13 uid=1001 tampering="owner changed to 5"`} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("log lacks %s:\n%s", want, logs.String())
-		}
+		logs.waitFor(t, want)
 	}
 
 	// An event: tun0's group was set.
@@ -142,9 +152,7 @@ func TestKeeper(t *testing.T) {
 	k.set(g)
 	k.events <- []TunEvent{{Link: foreign}, {Link: g}}
 	k.waitDeleted(t, 10, 11, 13)
-	if !strings.Contains(logs.String(), `device=tun0 index=10 uid=1000 tampering="group set to 7" when=changed`) {
-		t.Errorf("log:\n%s", logs.String())
-	}
+	logs.waitFor(t, `device=tun0 index=10 uid=1000 tampering="group set to 7" when=changed`)
 
 	// Lost events: the keeper re-reads every device.
 	p := TunLink{Index: 14, Name: "tun4", Alias: Mark(1000), Known: true, Owner: 1000, HasOwner: true, Persist: true}

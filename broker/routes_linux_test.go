@@ -95,13 +95,7 @@ func TestRouteCheck(t *testing.T) {
 	ts.waitLinks(t, "v0", "v1")
 
 	// The refusal is in the audit log as on the wire.
-	found := false
-	for _, a := range ts.log.audits() {
-		if a["result"] == "refused" && strings.Contains(a["reason"], "(table 100)") {
-			found = true
-		}
-	}
-	if !found {
-		t.Errorf("no audit record names table 100: %v", ts.log.audits())
-	}
+	ts.log.waitRecord(t, func(a map[string]string) bool {
+		return a["msg"] == "audit" && a["result"] == "refused" && strings.Contains(a["reason"], "(table 100)")
+	})
 }

@@ -499,6 +499,10 @@ func TestAbuse(t *testing.T) {
 	ts := startServer(t, func(c *broker.Config) {
 		c.MaxConnsPerUID = 4
 		c.RefusalWindow = -1 // one audit record per connection, to count them (TestRefusalFloodSummarised covers the summaries)
+		// Long enough that the flood's four admitted connections are
+		// not dropped, freeing their slots, before the server has
+		// refused the other 996, also under load and -race.
+		c.Timeout = 5 * time.Second
 	})
 	ts.rootCreate(t, "fd00:1::1/64") // warm up: the first use opens the netpoller
 	base := len(ts.log.audits())
@@ -576,7 +580,7 @@ func TestAbuse(t *testing.T) {
 		legit(t)                       // served while the slow one waits
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		r := readStatus(conn.(*net.UnixConn), "")
-		check(t, r, "bad request", "no complete request within 1s (read 5 of 12 header bytes)")
+		check(t, r, "bad request", "no complete request within 5s (read 5 of 12 header bytes)")
 		t.Logf("slow client dropped after %v", time.Since(start).Round(10*time.Millisecond))
 		expectAudits++
 	})
@@ -715,14 +719,20 @@ func TestRootClient(t *testing.T) {
 // Shutdown waits for connections in progress, and when its context ends
 // first it closes them; the socket is gone at once either way.
 func TestShutdownClosesStragglers(t *testing.T) {
-	ts := startServer(t, func(c *broker.Config) { c.Timeout = time.Minute })
+	ts := startServer(t, func(c *broker.Config) { c.Timeout = time.Minute; c.MaxConns = 1 })
 	conn, err := net.Dial("unix", ts.path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	conn.Write([]byte("TNDR")) // and nothing more
-	time.Sleep(50 * time.Millisecond)
+	// Accept is sequential: a second client refused as over the limit of
+	// one proves the straggler was admitted.
+	c := broker.Client{Path: ts.path}
+	var be *broker.Error
+	if _, err := c.Create(context.Background(), broker.Request{Addr: pfx("fd00:1::1/64")}); !errors.As(err, &be) || be.Status != broker.StatusBusy {
+		t.Fatalf("second client: %v, want busy", err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -737,7 +747,7 @@ func TestShutdownClosesStragglers(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 64)); err != io.EOF {
 		t.Errorf("the straggler's connection: %v, want EOF", err)
 	}
-	a := ts.log.waitAudits(t, 1)[0]
+	a := ts.log.waitRecord(t, func(a map[string]string) bool { return a["msg"] == "audit" && a["result"] != "refused" })
 	if a["result"] != "dropped" || a["reason"] != "the server closed the connection while shutting down (read 4 of 12 header bytes)" {
 		t.Errorf("audit: %v", a)
 	}

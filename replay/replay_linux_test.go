@@ -320,7 +320,20 @@ func replayAndCheck(t *testing.T, expPath, devName string, cfg tun.Config) {
 	}
 
 	// Independent checks.
-	time.Sleep(50 * time.Millisecond) // let the socket readers catch up
+	// The socket readers are goroutines: wait until each sink holds as
+	// many datagrams as the expectation delivers to its port.
+	delivered := map[int]int{}
+	for i, pe := range exp.Packets {
+		if i < len(s.Packets) && pe.Verdict == VerdictDelivered && len(pe.Args) == 2 {
+			port, _ := strconv.Atoi(pe.Args[1])
+			delivered[port]++
+		}
+	}
+	for port, n := range delivered {
+		for deadline := time.Now().Add(5 * time.Second); sinks[port] != nil && len(sinks[port].datagrams()) < n && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	after, dropAfter := d.snmp(t), d.rxDropped(t)
 	answers := readCapture(t, capture.Bytes())
 	if uint64(len(answers)) != s.Capture.Packets || s.DeviceRead != len(answers) {
