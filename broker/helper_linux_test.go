@@ -164,8 +164,12 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 func (r *recorder) audits() []map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return onlyAudits(r.records)
+}
+
+func onlyAudits(recs []map[string]string) []map[string]string {
 	var out []map[string]string
-	for _, m := range r.records {
+	for _, m := range recs {
 		if m["msg"] == "audit" {
 			out = append(out, m)
 		}
@@ -173,52 +177,10 @@ func (r *recorder) audits() []map[string]string {
 	return out
 }
 
-// waitAudits waits until there are at least n audit records and returns
-// them.
-func (r *recorder) waitAudits(t testing.TB, n int) []map[string]string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		r.mu.Lock()
-		ch := r.changed
-		r.mu.Unlock()
-		if a := r.audits(); len(a) >= n {
-			return a
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %d audit records; have %d: %v", n, len(r.audits()), r.audits())
-		}
-	}
-}
-
-// waitAuditSince waits until an audit record after the first n
-// satisfies match and returns it.
-func (r *recorder) waitAuditSince(t testing.TB, n int, match func(map[string]string) bool) map[string]string {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		r.mu.Lock()
-		ch := r.changed
-		r.mu.Unlock()
-		if a := r.audits(); len(a) > n {
-			for _, m := range a[n:] {
-				if match(m) {
-					return m
-				}
-			}
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for an audit record after the first %d; have %v", n, r.audits())
-		}
-	}
-}
-
-// waitRecord waits until some record satisfies match and returns it.
-func (r *recorder) waitRecord(t testing.TB, match func(map[string]string) bool) map[string]string {
+// until waits up to 20 s for done to report true on the records so far,
+// checking again after each new record; what names the wait in the
+// failure.
+func (r *recorder) until(t testing.TB, what string, done func(recs []map[string]string) bool) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -226,17 +188,57 @@ func (r *recorder) waitRecord(t testing.TB, match func(map[string]string) bool) 
 		ch := r.changed
 		recs := slices.Clone(r.records)
 		r.mu.Unlock()
-		for _, m := range recs {
-			if match(m) {
-				return m
-			}
+		if done(recs) {
+			return
 		}
 		select {
 		case <-ch:
 		case <-deadline:
-			t.Fatalf("timed out waiting for a log record; have %v", recs)
+			t.Fatalf("timed out waiting for %s; have %v", what, recs)
 		}
 	}
+}
+
+// waitAudits waits until there are at least n audit records and returns
+// them.
+func (r *recorder) waitAudits(t testing.TB, n int) []map[string]string {
+	t.Helper()
+	var a []map[string]string
+	r.until(t, fmt.Sprintf("%d audit records", n), func(recs []map[string]string) bool {
+		a = onlyAudits(recs)
+		return len(a) >= n
+	})
+	return a
+}
+
+// waitAuditSince waits until an audit record after the first n
+// satisfies match and returns it.
+func (r *recorder) waitAuditSince(t testing.TB, n int, match func(map[string]string) bool) map[string]string {
+	t.Helper()
+	var found map[string]string
+	r.until(t, fmt.Sprintf("an audit record after the first %d", n), func(recs []map[string]string) bool {
+		if a := onlyAudits(recs); len(a) > n {
+			i := slices.IndexFunc(a[n:], match)
+			if i >= 0 {
+				found = a[n+i]
+			}
+		}
+		return found != nil
+	})
+	return found
+}
+
+// waitRecord waits until some record satisfies match and returns it.
+func (r *recorder) waitRecord(t testing.TB, match func(map[string]string) bool) map[string]string {
+	t.Helper()
+	var found map[string]string
+	r.until(t, "a log record", func(recs []map[string]string) bool {
+		if i := slices.IndexFunc(recs, match); i >= 0 {
+			found = recs[i]
+		}
+		return found != nil
+	})
+	return found
 }
 
 // testServer is a Server running in this process inside ns.

@@ -19,15 +19,22 @@ func privileged(t *testing.T) {
 	}
 }
 
-// A spawned child lives in the namespace, and survives the thread that
-// asked for it (the parent-death signal follows the spawner thread).
-func TestSpawnInNamespace(t *testing.T) {
+// newNamespace is New for a privileged test, closed when the test ends.
+func newNamespace(t *testing.T) *Namespace {
+	t.Helper()
 	privileged(t)
 	ns, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// A spawned child lives in the namespace, and survives the thread that
+// asked for it (the parent-death signal follows the spawner thread).
+func TestSpawnInNamespace(t *testing.T) {
+	ns := newNamespace(t)
 	if out, err := ns.Output("ip", "tuntap", "add", "dev", "spawn0", "mode", "tun"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -51,11 +58,7 @@ func TestSpawnInNamespace(t *testing.T) {
 	}
 	// The spawner went back home: a child spawned in a second namespace
 	// does not see the first one's device.
-	ns2, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns2.Close()
+	ns2 := newNamespace(t)
 	cmd = exec.Command("ip", "-o", "link", "show")
 	out.Reset()
 	cmd.Stdout = &out
@@ -69,12 +72,7 @@ func TestSpawnInNamespace(t *testing.T) {
 }
 
 func TestWriteSysctl(t *testing.T) {
-	privileged(t)
-	ns, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := newNamespace(t)
 	if err := ns.WriteSysctl("net/ipv4/ip_forward", "1"); err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +89,7 @@ func TestWriteSysctl(t *testing.T) {
 }
 
 func TestTCPListening(t *testing.T) {
-	privileged(t)
-	ns, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := newNamespace(t)
 	// The host's own listeners must not count: the same port is taken
 	// on the host's loopback for the whole test.
 	host, err := net.Listen("tcp", "127.0.0.1:0")
