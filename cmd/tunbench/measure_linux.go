@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -213,14 +212,17 @@ type helperThread struct {
 }
 
 // heapAllocs is the number of heap objects the process has allocated so
-// far (runtime/metrics: no stop-the-world, unlike ReadMemStats).
+// far, exactly. Not runtime/metrics' /gc/heap/allocs:objects: that count
+// is credited lazily, when a P's cached span is refilled or flushed (at a
+// GC, for one), so a GC inside a window credited it with up to thousands
+// of objects allocated before the window began (TestNoAllocsPerPacket
+// failed so under load, with no allocation in the window at all).
+// ReadMemStats flushes every P's cache first, in a stop of the world of
+// some microseconds, once at each end of a window.
 func heapAllocs() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // usage is a snapshot of the clocks and counters a window is measured

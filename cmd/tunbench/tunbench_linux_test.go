@@ -992,10 +992,11 @@ func TestNoAllocsPerPacket(t *testing.T) {
 		if r.Scenario == "rr" {
 			pkts = s.RPS * s.Seconds
 		}
-		// A few objects over a window (a timer, the runtime's own) are
-		// fine; one per hundred packets is not.
-		if pkts < 100 || float64(s.Allocs) > 50+pkts/100 {
-			t.Errorf("%s, %s: %d allocations for %.0f packets", r.Engine, r.caseSpec, s.Allocs, pkts)
+		// The count is exact (heapAllocs): the window's own bookkeeping
+		// is 3 to 25 objects, also under load. One object per batch of
+		// 128 packets would be hundreds.
+		if pkts < 100 || float64(s.Allocs) > 50+pkts/10000 {
+			t.Errorf("%s, %s: %d allocations for %.0f packets (engine errors %d)", r.Engine, r.caseSpec, s.Allocs, pkts, s.EngineErrors)
 		}
 	}
 	for _, e := range strings.Split(engines, ",") {
