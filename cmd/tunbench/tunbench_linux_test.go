@@ -760,10 +760,11 @@ type heldNamespaces struct {
 	files  []*os.File
 }
 
-// snmp6 is counter name of /proc/net/snmp6 (e.g. Icmp6OutEchoReplies)
-// in the first held namespace that has the file, read by a cat that
+// snmp6 is the largest value of counter name of /proc/net/snmp6 (e.g.
+// Icmp6OutEchoReplies) over the held namespaces, each read by a cat that
 // nsenter runs inside; -1 if none could be read.
 func (h *heldNamespaces) snmp6(name string) int64 {
+	most := int64(-1)
 	for _, f := range h.files {
 		cmd := exec.Command("nsenter", "--net=/proc/self/fd/3", "cat", "/proc/net/snmp6")
 		cmd.ExtraFiles = []*os.File{f}
@@ -773,12 +774,13 @@ func (h *heldNamespaces) snmp6(name string) int64 {
 		}
 		for _, line := range strings.Split(string(out), "\n") {
 			if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
+				if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					most = max(most, n)
+				}
 			}
 		}
 	}
-	return -1
+	return most
 }
 
 // holdNamespaces opens every network namespace process pid refers to
