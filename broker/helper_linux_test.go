@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,10 +130,11 @@ func testDir(t *testing.T) string {
 // recorder is a slog.Handler that keeps every record's attributes, so
 // tests can wait for audit lines and look at them.
 type recorder struct {
-	t       testing.TB
-	mu      sync.Mutex
-	records []map[string]string
-	changed chan struct{}
+	t           testing.TB
+	allowPanics atomic.Bool // a test that makes the server panic on purpose
+	mu          sync.Mutex
+	records     []map[string]string
+	changed     chan struct{}
 }
 
 func newRecorder(t testing.TB) *recorder {
@@ -149,7 +151,7 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 		m[a.Key] = a.Value.String()
 		return true
 	})
-	if strings.Contains(rec.Message, "panic") {
+	if strings.Contains(rec.Message, "panic") && !r.allowPanics.Load() {
 		r.t.Errorf("server logged a panic: %v", m)
 	}
 	r.mu.Lock()
@@ -158,6 +160,13 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	return nil
+}
+
+// all returns every record so far.
+func (r *recorder) all() []map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.records)
 }
 
 // audits returns the audit records so far.

@@ -678,7 +678,9 @@ func (s *Server) handle(c *net.UnixConn, a *audit) {
 		if r := recover(); r != nil {
 			a.result, a.status, a.reason = "failed", StatusFailed, "internal error"
 			s.log.Error("panic while handling a connection", "conn", a.conn, "panic", r, "stack", string(debug.Stack()))
-			tryReply(c, StatusFailed, "internal server error")
+			if a.proto != protoTundra { // Tundra's protocol has no error reply: closing says no
+				tryReply(c, StatusFailed, "internal server error")
+			}
 		}
 		c.Close()
 		s.mu.Lock()

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +378,73 @@ func TestTundraRefusals(t *testing.T) {
 	holder.stop(10 * time.Second)
 	ts.waitLinks(t)
 
+	deadline := time.Now().Add(10 * time.Second)
+	for len(leakcheck.FDs(t)) != len(fdsBefore) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	leakcheck.NoNewFDs(t, fdsBefore)
+}
+
+// A panic while serving a request is contained: a client of our protocol
+// is told StatusFailed, a Tundra client sees the connection close without
+// a byte (its protocol has no error reply), both are audited as failed,
+// the panic is logged, no reservation outlives it, and the server goes on
+// serving.
+func TestPanicContained(t *testing.T) {
+	var panics atomic.Int32 // Create calls left to panic in
+	ts := startServer(t, func(c *broker.Config) {
+		c.Policy.MaxDevicesPerUID = 1
+		create := c.Create
+		c.Create = func(ctx context.Context, r broker.Request) (broker.Created, error) {
+			if panics.Add(-1) >= 0 {
+				panic("planted by TestPanicContained")
+			}
+			return create(ctx, r)
+		}
+	})
+	ts.log.allowPanics.Store(true)
+	ts.rootCreate(t, "fd00:1::1/64") // warm up, as in TestAbuse
+	fdsBefore := leakcheck.FDs(t)
+	good := broker.TundraRequestForTest(152, "fd5e:7a11::1", "", "ffff:ffff:ffff:ffff::", 1400)
+
+	audits := len(ts.log.audits())
+	panics.Store(1)
+	c := broker.Client{Path: ts.path}
+	_, err := c.Create(context.Background(), broker.Request{Addr: pfx("fd00:2::1/64")})
+	var be *broker.Error
+	if !errors.As(err, &be) || be.Status != broker.StatusFailed || be.Message != "internal server error" {
+		t.Errorf("our client: %v; want StatusFailed, internal server error", err)
+	}
+	a := ts.log.waitAuditSince(t, audits, func(map[string]string) bool { return true })
+	if a["result"] != "failed" || a["reason"] != "internal error" || a["proto"] != "" {
+		t.Errorf("audit %v; want result failed, reason internal error, no proto", a)
+	}
+
+	audits = len(ts.log.audits())
+	panics.Store(1)
+	m := ts.startChild(t, asMember, "tundra-client", tundraRaw(good))
+	r := m.nextTundra(t)
+	m.stop(10 * time.Second)
+	if r.FirstFds != 0 || r.LaterFds != 0 || r.Bytes != "" || (r.End != "EOF" && r.End != "ECONNRESET") {
+		t.Errorf("Tundra client saw %+v; want the connection closed without a byte", r)
+	}
+	a = ts.log.waitAuditSince(t, audits, func(map[string]string) bool { return true })
+	if a["result"] != "failed" || a["proto"] != "tundra" || a["uid"] != fmt.Sprint(memberUID) {
+		t.Errorf("audit %v; want result failed, proto tundra, uid %d", a, memberUID)
+	}
+	if n := len(slices.DeleteFunc(ts.log.all(), func(m map[string]string) bool { return m["msg"] != "panic while handling a connection" })); n != 2 {
+		t.Errorf("%d panic records, want 2", n)
+	}
+
+	// Served again, and the member's quota of one is free: the panic
+	// released its reservation.
+	ts.rootCreate(t, "fd00:3::1/64")
+	m = ts.startChild(t, asMember, "tundra-client", tundraRaw(good))
+	if r := m.nextTundra(t); r.FirstFds != 1 {
+		t.Errorf("the member after the panics: %+v; want its device", r)
+	}
+	m.stop(10 * time.Second)
+	ts.waitLinks(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(leakcheck.FDs(t)) != len(fdsBefore) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
