@@ -76,6 +76,7 @@ type lane struct {
 	relay *Relay
 	q     packetQueue
 	u     *loop.UDPConn
+	l     *loop.Loop // the lane's loop: its callbacks run there
 
 	// Loop-thread state. off is the headroom before each packet: the
 	// device's virtio-net header with offloads, else 0.
@@ -185,7 +186,7 @@ func Start(cfg Config) (_ *Relay, err error) {
 // caller's). off is q's headroom. The caller arranges for fromTun to run
 // on l when q is readable.
 func (r *Relay) addLane(q packetQueue, off int, l *loop.Loop, fd int) (*lane, error) {
-	ln := &lane{idx: len(r.lanes), relay: r, q: q, off: off}
+	ln := &lane{idx: len(r.lanes), relay: r, q: q, l: l, off: off}
 	ln.tbufs, ln.tsizes = buffers(ln.off + tundra.MaxPacket)
 	ln.ubufs, ln.usizes = buffers(ln.off + tundra.MaxPacket)
 	ln.out = make([][]byte, 0, batch)
@@ -347,14 +348,22 @@ func (r *Relay) UDPOffloads() (gso, gro bool) {
 // Loops are the lanes' loops, lane order.
 func (r *Relay) Loops() []*loop.Loop { return r.group.Loops() }
 
-// Stats returns each lane's counters.
+// Stats returns each lane's counters. Each lane's are read on its loop,
+// between callbacks: a callback counts a batch after writing it, so a
+// reader who has seen a packet arrive (a ping's reply) finds it counted.
+// A lane whose loop has stopped is read as it was left.
 func (r *Relay) Stats() []LaneStats {
 	out := make([]LaneStats, len(r.lanes))
 	for i, ln := range r.lanes {
-		out[i] = LaneStats{
-			TunToUDP: ln.tunToUDP.Load(), UDPToTun: ln.udpToTun.Load(),
-			DroppedToUDP: ln.dropToUDP.Load(), DroppedToTun: ln.dropToTun.Load(),
-			UDPSendErrors: ln.udpErrs.Load(),
+		read := func() {
+			out[i] = LaneStats{
+				TunToUDP: ln.tunToUDP.Load(), UDPToTun: ln.udpToTun.Load(),
+				DroppedToUDP: ln.dropToUDP.Load(), DroppedToTun: ln.dropToTun.Load(),
+				UDPSendErrors: ln.udpErrs.Load(),
+			}
+		}
+		if ln.l.Do(read) != nil {
+			read()
 		}
 	}
 	return out
