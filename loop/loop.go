@@ -614,7 +614,10 @@ type Stats struct {
 }
 
 // Stats returns the loop's counters. Safe from any goroutine, lock-free;
-// each counter is read atomically, the set is not one snapshot.
+// each counter is read atomically, the set is not one snapshot. A write is
+// counted when its system call returns, so a peer can see a packet before
+// another goroutine sees it counted; called through Do, Stats sees every
+// finished callback's counts.
 func (l *Loop) Stats() Stats {
 	s := &l.st
 	return Stats{
