@@ -105,13 +105,7 @@ func socketDrops(t *testing.T, fd int) uint32 {
 // is a recvmmsg.
 func TestURingUDPThroughRing(t *testing.T) {
 	const n = 50
-	for _, c := range []struct {
-		name string
-		new  func(t *testing.T) *Loop
-	}{
-		{"uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
-		{"epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
-	} {
+	for _, c := range linuxBackends {
 		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 			t.Run(fmt.Sprint(c.name, "/", family), func(t *testing.T) {
 				checkLeaks(t)
@@ -147,13 +141,7 @@ func TestURingUDPThroughRing(t *testing.T) {
 // epoll: every segment its own datagram, with its sender, in order, the
 // ones beyond the caller's buffers kept for the next call.
 func TestURingUDPGROSplit(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		new  func(t *testing.T) *Loop
-	}{
-		{"uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
-		{"epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
-	} {
+	for _, c := range linuxBackends {
 		t.Run(c.name, func(t *testing.T) {
 			checkLeaks(t)
 			l := c.new(t)

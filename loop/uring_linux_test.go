@@ -13,6 +13,16 @@ import (
 // newURingLoop makes a loop on the io_uring backend. A kernel without a
 // usable io_uring skips the test, unless TUNDRA_LOOP_BACKEND=uring asked for
 // the whole suite to run on it: then it fails.
+// linuxBackends are the two Linux backends, for tests that run the same
+// traffic through both and compare.
+var linuxBackends = []struct {
+	name string
+	new  func(t *testing.T) *Loop
+}{
+	{"uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
+	{"epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
+}
+
 func newURingLoop(t *testing.T, opts ...Option) *Loop {
 	t.Helper()
 	if err := URingUnavailable(); err != nil {

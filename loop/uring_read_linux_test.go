@@ -192,13 +192,7 @@ func mapped(t *testing.T, addr, n uintptr) bool {
 func TestURingReadsThroughRing(t *testing.T) {
 	checkLeaks(t)
 	const n = 50
-	for _, c := range []struct {
-		name string
-		new  func(t *testing.T) *Loop
-	}{
-		{"uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
-		{"epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
-	} {
+	for _, c := range linuxBackends {
 		t.Run(c.name, func(t *testing.T) {
 			l := c.new(t)
 			a, b := dgramPair(t)
