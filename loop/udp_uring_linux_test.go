@@ -265,7 +265,6 @@ func TestURingUDPGROSplit(t *testing.T) {
 func TestURingUDPENOBUFSRecovery(t *testing.T) {
 	checkLeaks(t)
 	l := newURingLoop(t)
-	ur := l.p.(*uring)
 	fd, addr := udpSocket(t, unix.AF_INET)
 	bigReceiveBuffer(t, fd)
 	sender, from := udpSocket(t, unix.AF_INET)
@@ -275,21 +274,7 @@ func TestURingUDPENOBUFSRecovery(t *testing.T) {
 	var reading atomic.Bool
 	u := attachUDP(t, l, fd, UDPConfig{}, log, &reading)
 	sendSeqs(t, sender, addr, 0, total)
-	var starved uint64
-	waitFor(t, "the ring to fill and its request to end with ENOBUFS", func() bool {
-		full := false
-		onLoop(t, l, func() {
-			deliver(l)
-			starved = ur.starved
-			full = pendingPackets(u.p) == defaultRingBuffers && ur.starved > 0
-		})
-		return full
-	})
-	onLoop(t, l, func() {
-		if !u.p.ring.starved || u.p.ring.req != 0 {
-			t.Errorf("full ring: starved %v, request %d; want starved with no request", u.p.ring.starved, u.p.ring.req)
-		}
-	})
+	starved := waitRingStarved(t, l, u.p)
 	if d := socketDrops(t, fd); d != 0 {
 		t.Fatalf("the kernel dropped %d datagrams: the test's receive buffer is too small", d)
 	}

@@ -242,21 +242,7 @@ func TestURingReadENOBUFSRecovery(t *testing.T) {
 	}})
 	t.Cleanup(func() { p.Close() })
 	writeSeqs(t, b, 0, total)
-	var starved uint64
-	waitFor(t, "the ring to fill and its read to end with ENOBUFS", func() bool {
-		full := false
-		onLoop(t, l, func() {
-			deliver(l)
-			starved = u.starved
-			full = pendingPackets(p) == defaultRingBuffers && u.starved > 0
-		})
-		return full
-	})
-	onLoop(t, l, func() {
-		if !p.ring.starved || p.ring.req != 0 {
-			t.Errorf("full ring: starved %v, request %d; want starved with no request", p.ring.starved, p.ring.req)
-		}
-	})
+	starved := waitRingStarved(t, l, p)
 	if callbacks.Load() == 0 {
 		t.Error("no callback for the packets in the ring")
 	}
@@ -778,4 +764,28 @@ var handoffTargets = []struct {
 }{
 	{"to uring", func(t *testing.T) *Loop { return newURingLoop(t) }},
 	{"to epoll", func(t *testing.T) *Loop { return newLoop(t, WithBackend(BackendEpoll)) }},
+}
+
+// waitRingStarved waits until p's ring holds a packet in every buffer and
+// its multishot request has ended with ENOBUFS, checks that none is armed
+// (the device or socket keeps the next packets), and returns the loop's
+// count of starved requests.
+func waitRingStarved(t *testing.T, l *Loop, p *PacketFD) (starved uint64) {
+	t.Helper()
+	u := l.p.(*uring)
+	waitFor(t, "the ring to fill and its request to end with ENOBUFS", func() bool {
+		full := false
+		onLoop(t, l, func() {
+			deliver(l)
+			starved = u.starved
+			full = pendingPackets(p) == defaultRingBuffers && u.starved > 0
+		})
+		return full
+	})
+	onLoop(t, l, func() {
+		if !p.ring.starved || p.ring.req != 0 {
+			t.Errorf("full ring: starved %v, request %d; want starved with no request", p.ring.starved, p.ring.req)
+		}
+	})
+	return starved
 }
