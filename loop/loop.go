@@ -381,14 +381,7 @@ func (l *Loop) register(fd int, r Registration) (Handle, error) {
 	if r.Budget <= 0 {
 		r.Budget = l.cfg.budget
 	}
-	var slot uint32
-	if n := len(l.free); n > 0 {
-		slot = l.free[n-1]
-		l.free = l.free[:n-1]
-	} else {
-		slot = uint32(len(l.regs))
-		l.regs = append(l.regs, registration{})
-	}
+	slot := takeSlot(&l.regs, &l.free)
 	reg := &l.regs[slot]
 	reg.fd, reg.live, reg.events, reg.handler, reg.budget, reg.onClose, reg.requeued, reg.inAgain =
 		fd, true, r.Events, r.Handler, r.Budget, r.OnClose, 0, false
@@ -627,4 +620,18 @@ func (l *Loop) Stats() Stats {
 		BytesIn: s.bytesIn.v.Load(), BytesOut: s.bytesOut.v.Load(), Syscalls: s.syscalls.v.Load(),
 		WouldBlocks: s.wouldBlocks.v.Load(),
 	}
+}
+
+// takeSlot returns the index of a free element of *items: the last one
+// listed in *free, or a new zero one appended. A slot's index stays its
+// name while it is in use, so items never move under their users.
+func takeSlot[T any](items *[]T, free *[]uint32) uint32 {
+	if n := len(*free); n > 0 {
+		i := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return i
+	}
+	var zero T
+	*items = append(*items, zero)
+	return uint32(len(*items) - 1)
 }

@@ -354,14 +354,7 @@ func (u *uring) arm(fd int, tok uint64, mask uint32) uint32 {
 // newReq takes a slot for a request and returns its index, the request's
 // user_data.
 func (u *uring) newReq(r pollReq) uint32 {
-	var id uint32
-	if n := len(u.freeReqs); n > 0 {
-		id = u.freeReqs[n-1]
-		u.freeReqs = u.freeReqs[:n-1]
-	} else {
-		id = uint32(len(u.reqs))
-		u.reqs = append(u.reqs, pollReq{})
-	}
+	id := takeSlot(&u.reqs, &u.freeReqs)
 	u.reqs[id] = r
 	return id
 }
